@@ -1,0 +1,522 @@
+"""Which objects outlived the test, and which of them program state holds.
+
+The per-test hot path. Its cost is proportional to what the test allocated,
+not to the heap: ``gc.freeze()`` before setup moves every existing object into
+the permanent generation, so after teardown ``gc.collect()`` and
+``gc.get_objects()`` only see objects created since (see ../shared/gc-facts.md
+in the project's steering repo for measurements).
+
+A survivor is a *root* when something outside the set of survivors references
+it: ``sys.getrefcount`` minus the references from other survivors. Roots are
+then explained away, cheapest rule first:
+
+1. *harness closure*: the root and everything it retains is pytest/pluggy
+   bookkeeping or plain builtin containers of old objects (stack temporaries,
+   reports, kwargs dicts, hook generators);
+2. *known holders*: every external reference comes from a registry that is
+   not a leak by design (pytest's per-item and per-plugin state, fixtures of
+   broader scope, ``sys.modules``, the runtime's first-use caches, the last
+   failure kept in ``sys.last_*``);
+3. *settle* (slow path, only when 1 and 2 leave something): unfreeze and
+   collect the whole heap, since an old object that turned into cyclic garbage
+   while frozen still references new ones; whatever keeps an external reference
+   after that is a leak.
+
+Only this module and ``retainers`` talk to ``gc``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import gc
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+#: Module name prefixes whose objects are test-harness bookkeeping.
+HARNESS_MODULES = ("_pytest", "pytest", "pluggy", "pytest_leakhunt", "xdist", "execnet", "py")
+
+#: Types that only carry references; what they hold decides.
+_NEUTRAL_TYPES: frozenset[type] = frozenset(
+    {
+        list,
+        dict,
+        tuple,
+        set,
+        frozenset,
+        types.CellType,
+        types.MethodType,
+        types.TracebackType,
+        types.FrameType,
+        type(iter([])),
+        type(reversed([])),
+        type(iter(())),
+        type(iter({})),
+        type(iter({}.values())),
+        type(iter({}.items())),
+        type(iter(set())),
+        collections.deque,
+        collections.OrderedDict,
+        collections.defaultdict,
+        functools.partial,
+    }
+)
+
+#: Functions from these modules only wrap what their closure holds.
+_WRAPPER_MODULES = frozenset({"contextlib", "functools"})
+
+#: Never a leak themselves: they do not keep their referent alive, and weak
+#: containers (``WeakValueDictionary``, ``WeakSet``, ``weakref.finalize``)
+#: rely on them.
+_WEAK_MODULES = ("weakref", "_weakref", "_weakrefset")
+
+# (module, attribute, kind): "container" excuses the references it holds,
+# "value" excuses the object bound to the name. Missing ones are skipped:
+# they differ between CPython versions.
+_STDLIB_HOLDERS: tuple[tuple[str, str, str], ...] = (
+    ("re", "_cache", "container"),
+    ("re", "_cache2", "container"),
+    ("linecache", "cache", "container"),
+    ("encodings", "_cache", "container"),
+    ("_strptime", "_regex_cache", "container"),
+    ("_strptime", "_TimeRE_cache", "value"),
+    ("urllib.parse", "_parse_cache", "container"),
+    ("sys", "modules", "container"),
+    ("sys", "path_importer_cache", "container"),
+    ("sys", "last_type", "value"),
+    ("sys", "last_value", "value"),
+    ("sys", "last_traceback", "value"),
+    ("sys", "last_exc", "value"),
+    ("asyncio.events", "_event_loop_policy", "value"),
+    ("platform", "_uname_cache", "value"),
+    ("mimetypes", "_db", "value"),
+    ("urllib.request", "_opener", "value"),
+    ("fnmatch", "_cache", "container"),
+    ("zipimport", "_zip_directory_cache", "container"),
+    ("sysconfig", "_CONFIG_VARS", "value"),
+    ("tempfile", "_name_sequence", "value"),
+)
+
+_LRU_TYPE: type = type(functools.lru_cache(maxsize=1)(lambda: None))
+
+
+def _lookup(module: str, attr: str) -> tuple[bool, Any]:
+    mod = sys.modules.get(module)
+    if mod is None or not hasattr(mod, attr):
+        return False, None
+    return True, getattr(mod, attr)
+
+
+def begin() -> None:
+    """Open the check window: everything alive now counts as old."""
+    gc.freeze()
+
+
+def end() -> None:
+    """Close the window and hand the heap back to the collector."""
+    gc.unfreeze()
+
+
+@dataclass
+class KnownHolders:
+    """Registries that hold objects by design; resolved once, refreshed on import."""
+
+    containers: list[Any] = field(default_factory=list)
+    _seen_modules: set[str] = field(default_factory=set)
+    _module_count: int = -1
+    _probed: bool = False
+
+    def refresh(self) -> None:
+        """Pick up caches of stdlib modules imported since the last call (cheap when none)."""
+        if len(sys.modules) == self._module_count:
+            return
+        self._module_count = len(sys.modules)
+        if not self._probed:
+            self._probed = True
+            self.containers.extend(_probe_c_caches())
+        stdlib = getattr(sys, "stdlib_module_names", frozenset())
+        for name, module in list(sys.modules.items()):
+            if name in self._seen_modules or module is None:
+                continue
+            self._seen_modules.add(name)
+            in_stdlib = name.split(".")[0] in stdlib
+            try:
+                values = list(vars(module).values())
+            except TypeError:
+                continue
+            for value in values:
+                # The runtime's own caches, and bounded caches anywhere: an LRU with
+                # a maxsize evicts, it does not grow without bound.
+                if type(value) is _LRU_TYPE and (in_stdlib or value.cache_parameters().get("maxsize") is not None):
+                    self._add_lru(value)
+            if name == "typing":
+                for clear in getattr(module, "_cleanups", ()):
+                    owner = getattr(clear, "__self__", None)
+                    if type(owner) is _LRU_TYPE:
+                        self._add_lru(owner)
+        logging = sys.modules.get("logging")
+        if logging is not None and not any(c is logging.Logger.manager for c in self.containers):
+            self.containers.append(logging.Logger.manager)
+        for module, attr, kind in _STDLIB_HOLDERS:
+            if kind != "container":
+                continue
+            found, value = _lookup(module, attr)
+            if found and not any(value is c for c in self.containers):
+                self.containers.append(value)
+
+    def _add_lru(self, wrapper: Any) -> None:
+        self.containers.append(wrapper)
+        # the cache dict itself holds the keys
+        self.containers.extend(r for r in gc.get_referents(wrapper) if type(r) is dict and r is not getattr(wrapper, "__dict__", None))
+
+    def values(self) -> Iterator[Any]:
+        for module, attr, kind in _STDLIB_HOLDERS:
+            if kind == "value":
+                found, value = _lookup(module, attr)
+                if found and value is not None:
+                    yield value
+
+
+def _probe_c_caches() -> list[Any]:
+    """Find first-use caches that live in C state (codec search cache, struct formats).
+
+    They have no Python name; asking who holds a known entry finds them. Runs
+    once per session, outside any check window.
+    """
+    import codecs
+
+    found: list[Any] = []
+    entry = codecs.lookup("utf-8")
+    for referrer in gc.get_referrers(entry):
+        if type(referrer) is dict and "utf_8" in referrer:
+            found.append(referrer)
+    struct_mod = sys.modules.get("_struct")
+    if struct_mod is not None:
+        found.extend(r for r in gc.get_referents(struct_mod) if type(r) is dict)
+    return found
+
+
+@dataclass
+class Context:
+    """What the session knows about the running test, for explaining roots."""
+
+    #: returns the objects whose references are harness state (called only when needed)
+    holders: Callable[[], Iterable[Any]]
+    harness_codes: frozenset[types.CodeType]
+    ignore_types: frozenset[str]
+    #: extra references to assume for roots a registry would otherwise excuse
+    forced: dict[int, int] = field(default_factory=dict)
+
+
+class Survivors:
+    """The new objects still alive after teardown. Holds them strongly: close() it.
+
+    Instances live only for the duration of one check, inside session code that
+    drops them before the verdict is stored.
+    """
+
+    def __init__(self) -> None:
+        gc.collect()
+        self.objs: list[Any] = gc.get_objects()
+        objs = self.objs
+        self.index: dict[int, int] = {id(objs[i]): i for i in range(len(objs))}
+        index = self.index
+        self.index[id(objs)] = -1
+        internal = [0] * len(objs)
+        for i in range(len(objs)):
+            for ref in gc.get_referents(objs[i]):
+                j = index.get(id(ref))
+                if j is not None and j >= 0:
+                    internal[j] += 1
+        self.internal = internal
+
+    def __len__(self) -> int:
+        return len(self.objs)
+
+    def external(self, i: int) -> int:
+        """References to survivor *i* from outside the survivors (our own list excluded)."""
+        return sys.getrefcount(self.objs[i]) - 2 - self.internal[i]
+
+    def roots(self) -> list[int]:
+        objs = self.objs
+        internal = self.internal
+        return [i for i in range(len(objs)) if sys.getrefcount(objs[i]) - 2 > internal[i]]
+
+    def closure(self, start: Iterable[int], stop: set[int] | None = None) -> set[int]:
+        """Survivors reachable from *start* through survivors (not through old objects)."""
+        seen = set(start)
+        stack = list(seen)
+        objs, index = self.objs, self.index
+        while stack:
+            i = stack.pop()
+            for ref in gc.get_referents(objs[i]):
+                j = index.get(id(ref))
+                if j is not None and j >= 0 and j not in seen and (stop is None or j not in stop):
+                    seen.add(j)
+                    stack.append(j)
+        return seen
+
+    def close(self) -> None:
+        self.objs.clear()
+        self.index.clear()
+        self.internal.clear()
+
+
+def qualified_type(obj: Any) -> str:
+    """``module.Qualname`` of obj's type; functions and classes are named themselves."""
+    if isinstance(obj, (types.FunctionType, type)) and obj.__module__ not in (None, "builtins"):
+        kind = "function" if isinstance(obj, types.FunctionType) else "class"
+        return f"{kind} {obj.__module__}.{obj.__qualname__}"
+    cls = type(obj)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _origin(obj: Any, harness_codes: frozenset[types.CodeType]) -> str | None:
+    """The module an object belongs to; None for containers whose contents decide."""
+    cls = type(obj)
+    if cls is types.FunctionType:
+        if obj.__code__ in harness_codes:
+            return "pytest"
+        module = obj.__module__ or ""
+        return None if module in _WRAPPER_MODULES else module
+    if cls in (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType):
+        code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
+        if code in harness_codes:
+            return "pytest"
+        frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
+        return frame.f_globals.get("__name__", "") if frame is not None else ""
+    if isinstance(obj, type):
+        return obj.__module__
+    if cls in _NEUTRAL_TYPES or cls.__module__ == "builtins":
+        return None
+    return cls.__module__ or ""
+
+
+def is_subject(obj: Any, harness_codes: frozenset[types.CodeType]) -> bool:
+    """True for objects a leak is about: neither a plain container nor harness bookkeeping."""
+    origin = _origin(obj, harness_codes)
+    return origin is not None and not _is_harness(origin) and not _is_weak(obj)
+
+
+def _is_harness(module: str) -> bool:
+    head = module.split(".", 1)[0]
+    return head in HARNESS_MODULES
+
+
+def _is_weak(obj: Any) -> bool:
+    return type(obj).__module__ in _WEAK_MODULES or isinstance(obj, (__import__("weakref").ref,))
+
+
+@dataclass
+class Verdict:
+    """Indices (into Survivors.objs) of the roots that nothing explains."""
+
+    leaked_roots: list[int]
+    closure: set[int]
+
+
+def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolders) -> list[int]:
+    """Roots that neither the harness nor a known registry explains (fast path only)."""
+    objs = survivors.objs
+    roots = survivors.roots()
+    for j in _forced_roots(survivors):
+        context.forced[j] = context.forced.get(j, 0) + 1
+        roots.append(j)
+    if not roots:
+        return []
+    new_modules = {o.__name__ for o in objs if type(o) is types.ModuleType}
+    benign: set[int] = set()
+    candidates: list[int] = []
+    for i in dict.fromkeys(roots):
+        if not _benign_root(survivors, i, context, new_modules, benign):
+            candidates.append(i)
+    if not candidates:
+        return []
+    return _unexplained(survivors, candidates, context, known)
+
+
+def _forced_roots(survivors: Survivors) -> list[int]:
+    """Objects that count as roots although a benign registry entry owns them.
+
+    A logger made by ``logging.getLogger`` is the registry's, but a handler or
+    filter the test hung on it is the test's.
+    """
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return []
+    forced = []
+    index = survivors.index
+    manager = logging.Logger.manager
+    for obj in survivors.objs:
+        if isinstance(obj, logging.Logger) and manager.loggerDict.get(obj.name) is obj:
+            for attached in (*obj.handlers, *obj.filters):
+                j = index.get(id(attached))
+                if j is not None and j >= 0:
+                    forced.append(j)
+    return forced
+
+
+def _benign_root(
+    survivors: Survivors,
+    i: int,
+    context: Context,
+    new_modules: set[str],
+    benign: set[int],
+) -> bool:
+    """True when the root and all it retains is harness bookkeeping or neutral containers."""
+    objs, index = survivors.objs, survivors.index
+    root = objs[i]
+    if type(root) is types.ModuleType or _is_weak(root):
+        return True
+    logging = sys.modules.get("logging")
+    if logging is not None and isinstance(root, (logging.Logger, logging.PlaceHolder)):
+        if logging.Logger.manager.loggerDict.get(getattr(root, "name", None)) is root:
+            return True
+    if (isinstance(root, type) or type(root) is types.FunctionType) and root.__module__ in new_modules:
+        return True
+    seen = {i}
+    stack = [i]
+    while stack:
+        j = stack.pop()
+        if j in benign:
+            continue
+        obj = objs[j]
+        origin = _origin(obj, context.harness_codes)
+        if origin is not None:
+            if _is_harness(origin) or _is_weak(obj) or type(obj) is types.ModuleType:
+                continue  # what the harness holds is the harness's bookkeeping
+            if qualified_type(obj) not in context.ignore_types:
+                return False
+        for ref in gc.get_referents(obj):
+            k = index.get(id(ref))
+            if k is not None and k >= 0 and k not in seen:
+                seen.add(k)
+                stack.append(k)
+    benign.update(seen)
+    return True
+
+
+def _unexplained(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:
+    """Candidates with an external reference that no known holder accounts for."""
+    index = survivors.index
+    wanted = set(candidates)
+    excused: dict[int, int] = {}
+
+    def count(refs: Iterable[Any]) -> None:
+        for ref in refs:
+            j = index.get(id(ref))
+            if j is not None and j in wanted:
+                excused[j] = excused.get(j, 0) + 1
+
+    known.refresh()
+    for holder in _expand([*context.holders(), *known.containers], index):
+        count(_refs_of(holder))
+    count(known.values())
+    forced = context.forced
+    registries = {id(c) for c in known.containers}  # an untracked cache dict looks new once filled
+    objs = survivors.objs
+    return [
+        i
+        for i in candidates
+        if id(objs[i]) not in registries and survivors.external(i) + forced.get(i, 0) > excused.get(i, 0)
+    ]
+
+
+def _refs_of(holder: Any) -> list[Any]:
+    """What *holder* references, counting each attribute once.
+
+    Depending on the CPython version, an instance reports its attributes itself
+    (inline values), through its ``__dict__``, or both (3.13 with a
+    materialized dict); the larger count of the two views is the true one.
+    """
+    refs = gc.get_referents(holder)
+    attrs = _attrs(holder)
+    if attrs is None:
+        return refs
+    own: dict[int, list[Any]] = {}
+    for ref in refs:
+        if ref is not attrs:
+            own.setdefault(id(ref), []).append(ref)
+    via_dict: dict[int, list[Any]] = {}
+    for ref in gc.get_referents(attrs):
+        via_dict.setdefault(id(ref), []).append(ref)
+    merged: list[Any] = []
+    for key in own.keys() | via_dict.keys():
+        a, b = own.get(key, []), via_dict.get(key, [])
+        merged.extend(a if len(a) >= len(b) else b)
+    return merged
+
+
+def _attrs(holder: Any) -> dict[str, Any] | None:
+    if isinstance(holder, _CONTAINERS) or isinstance(holder, type):
+        return None
+    try:
+        attrs = vars(holder)
+    except TypeError:
+        return None
+    return attrs if type(attrs) is dict else None
+
+
+_CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
+
+
+def _expand(holders: list[Any], index: dict[int, int]) -> Iterator[Any]:
+    """Old holders and the containers directly inside them (two levels for dicts)."""
+    seen: set[int] = set()
+    for holder in holders:
+        if holder is None or id(holder) in index or id(holder) in seen:
+            continue
+        seen.add(id(holder))
+        yield holder
+        scope = _attrs(holder)
+        if scope is None:
+            scope = holder
+        values: Iterable[Any] = ()
+        if isinstance(scope, dict):
+            values = list(scope.values())
+        elif isinstance(scope, (list, tuple, set, collections.deque)):
+            values = list(scope)
+        for value in values:
+            if type(value) in _CONTAINER_EXACT and id(value) not in index and id(value) not in seen:
+                seen.add(id(value))
+                yield value
+                if type(value) is dict:
+                    for sub in list(value.values()):
+                        if type(sub) in _CONTAINER_EXACT and id(sub) not in index and id(sub) not in seen:
+                            seen.add(id(sub))
+                            yield sub
+
+
+_CONTAINER_EXACT = frozenset({dict, list, tuple, set, collections.deque, collections.OrderedDict, collections.defaultdict})
+
+
+def settle(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:
+    """Slow path: unfreeze, collect the whole heap, and recheck the candidates.
+
+    Old objects that became cyclic garbage while frozen are freed here, and with
+    them their references to new objects. Also applies the rules that need to
+    know the actual referrer (module ``__warningregistry__`` dicts).
+    """
+    gc.unfreeze()
+    gc.collect()
+    still = _unexplained(survivors, candidates, context, known)
+    objs = survivors.objs
+    result = []
+    for i in still:
+        if not _held_only_by_benign_referrers(objs[i], survivors):
+            result.append(i)
+    return result
+
+
+def _held_only_by_benign_referrers(obj: Any, survivors: Survivors) -> bool:
+    referrers = [r for r in gc.get_referrers(obj) if r is not survivors.objs and id(r) not in survivors.index]
+    if not referrers or len(referrers) < survivors.external(survivors.index[id(obj)]):
+        return False
+    for ref in referrers:
+        if type(ref) is dict and ref.get("__warningregistry__") is obj:
+            continue
+        return False
+    return True

@@ -1,0 +1,159 @@
+"""Settings resolved once: CLI > ini > default; markers override per test.
+
+Every validation error names where the bad value came from, so a user knows
+whether to fix the command line, the ini file or a marker.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+
+#: (option name, ini name, help). One help string serves both twins.
+OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--detect-leaks", "detect_leaks", "check every test for objects it leaves alive in program state."),
+    ("--leaks-trace", "leaks_trace", "record where leaked objects were allocated (starts tracemalloc; slower)."),
+    ("--leaks-trace-depth", "leaks_trace_depth", "frames tracemalloc keeps per allocation with --leaks-trace (default: 8)."),
+    ("--leaks-report", "leaks_report", "write the leak report as JSON to this path."),
+    ("--leaks-ignore-types", "leaks_ignore_types", "comma-separated qualified type names never reported as leaks."),
+)
+
+DEFAULT_TRACE_DEPTH = 8
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    detect_leaks: bool = False
+    trace: bool = False
+    trace_depth: int = DEFAULT_TRACE_DEPTH
+    report_path: str | None = None
+    ignore_types: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TestPolicy:
+    """How one test is checked, after its markers are applied."""
+
+    __test__ = False
+
+    check: bool
+    ignore_types: frozenset[str] = frozenset()
+    allowed_reason: str | None = None
+
+
+def _where_ini(config: pytest.Config, name: str) -> str:
+    inipath = getattr(config, "inipath", None)
+    return f"ini option {name!r} in {inipath}" if inipath else f"ini option {name!r}"
+
+
+def _parse_bool(value: str, where: str) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise pytest.UsageError(f"{where}: expected true or false, got {value!r}")
+
+
+def _parse_depth(value: Any, where: str) -> int:
+    try:
+        depth = int(str(value).strip())
+    except ValueError:
+        raise pytest.UsageError(f"{where}: expected a whole number of frames, got {value!r}") from None
+    if not 1 <= depth <= 100:
+        raise pytest.UsageError(f"{where}: frames must be between 1 and 100, got {depth}")
+    return depth
+
+
+def _parse_types(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.replace("\n", ",").split(",") if part.strip())
+
+
+def _check_writable(path: str, where: str) -> str:
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise pytest.UsageError(f"{where}: {path!r} is a directory, expected a file path")
+    if not os.path.isdir(directory):
+        raise pytest.UsageError(f"{where}: cannot write {path!r}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise pytest.UsageError(f"{where}: cannot write {path!r}: permission denied")
+    return path
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Read CLI and ini once into a frozen Settings; raise UsageError naming the source."""
+
+    def pick(option: str, ini: str, parse: Callable[[Any, str], Any], default: Any) -> Any:
+        cli_value = config.getoption(option.lstrip("-").replace("-", "_"))
+        if cli_value is not None:
+            return parse(cli_value, f"command line option {option}")
+        ini_value = config.getini(ini)
+        if ini_value not in (None, "", []):
+            return parse(ini_value, _where_ini(config, ini))
+        return default
+
+    def as_bool(value: Any, where: str) -> bool:
+        return value if isinstance(value, bool) else _parse_bool(str(value), where)
+
+    report = pick("--leaks-report", "leaks_report", lambda v, w: _check_writable(str(v), w), None)
+    return Settings(
+        detect_leaks=pick("--detect-leaks", "detect_leaks", as_bool, False),
+        trace=pick("--leaks-trace", "leaks_trace", as_bool, False),
+        trace_depth=pick("--leaks-trace-depth", "leaks_trace_depth", _parse_depth, DEFAULT_TRACE_DEPTH),
+        report_path=report,
+        ignore_types=pick("--leaks-ignore-types", "leaks_ignore_types", lambda v, w: _parse_types(str(v)), frozenset()),
+    )
+
+
+def no_leaks(*, ignore_types: Any = ()) -> frozenset[str]:
+    if isinstance(ignore_types, (str, type)):
+        ignore_types = (ignore_types,)
+    names = set()
+    for entry in ignore_types:
+        if isinstance(entry, type):
+            module = entry.__module__
+            names.add(entry.__qualname__ if module == "builtins" else f"{module}.{entry.__qualname__}")
+        elif isinstance(entry, str):
+            names.add(entry)
+        else:
+            raise TypeError(f"ignore_types entries must be types or qualified names, got {entry!r}")
+    return frozenset(names)
+
+
+def allow_leaks(reason: str = "") -> str:
+    if not isinstance(reason, str):
+        raise TypeError(f"reason must be a string, got {reason!r}")
+    return reason or "no reason given"
+
+
+NO_LEAKS_SIGNATURE = "no_leaks(*, ignore_types=())"
+ALLOW_LEAKS_SIGNATURE = "allow_leaks(reason='')"
+
+
+def policy_for(item: pytest.Item, settings: Settings) -> TestPolicy:
+    """Apply the closest of no_leaks / allow_leaks to the session settings.
+
+    Raises pytest.UsageError naming the test and the marker when its arguments are wrong.
+    """
+    marker = next((m for m in item.iter_markers() if m.name in ("no_leaks", "allow_leaks")), None)
+    if marker is None:
+        return TestPolicy(check=settings.detect_leaks, ignore_types=settings.ignore_types)
+    try:
+        if marker.name == "allow_leaks":
+            reason = allow_leaks(*marker.args, **marker.kwargs)
+            return TestPolicy(check=False, allowed_reason=reason)
+        extra = no_leaks(*marker.args, **marker.kwargs)
+    except TypeError as exc:
+        signature = NO_LEAKS_SIGNATURE if marker.name == "no_leaks" else ALLOW_LEAKS_SIGNATURE
+        raise pytest.UsageError(
+            f"{item.nodeid}: bad arguments to @pytest.mark.{marker.name}: {exc}; expected {signature}"
+        ) from None
+    return TestPolicy(check=True, ignore_types=settings.ignore_types | extra)
+
+
+__all__ = ["OPTIONS", "Settings", "TestPolicy", "policy_for", "resolve"]

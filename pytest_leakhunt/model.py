@@ -1,0 +1,132 @@
+"""Results as plain data: strings and ints only, never the leaked objects.
+
+Everything here is JSON-able and survives pickling/serialization through
+pytest-xdist, so a finding can travel and be rendered long after the objects
+it describes are gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Leak:
+    """One leak group: objects of one type kept alive by one retainer path."""
+
+    type: str
+    count: int
+    shallow_bytes: int
+    retained_bytes: int
+    retained_by: tuple[str, ...]
+    allocated_at: str | None = None
+    kind: str = "object"
+    name: str | None = None
+    #: type of the object the chain ends at, when it is not ``type`` itself
+    root_type: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The retainer chain as one readable expression."""
+        return render_path(self.retained_by)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["retained_by"] = list(self.retained_by)
+        for optional in ("name", "root_type"):
+            if data[optional] is None:
+                del data[optional]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Leak:
+        return cls(
+            type=data["type"],
+            count=int(data["count"]),
+            shallow_bytes=int(data.get("shallow_bytes", 0)),
+            retained_bytes=int(data["retained_bytes"]),
+            retained_by=tuple(data["retained_by"]),
+            allocated_at=data.get("allocated_at"),
+            kind=data.get("kind", "object"),
+            name=data.get("name"),
+            root_type=data.get("root_type"),
+        )
+
+
+@dataclass(frozen=True)
+class TestLeaks:
+    """The verdict for one checked test."""
+
+    __test__ = False  # not a test class, despite the name
+
+    nodeid: str
+    leaks: tuple[Leak, ...] = ()
+    outcome: str = "passed"
+    error: str | None = None
+    more_groups: int = 0
+
+    @property
+    def objects(self) -> int:
+        return sum(leak.count for leak in self.leaks)
+
+    @property
+    def retained_bytes(self) -> int:
+        return sum(leak.retained_bytes for leak in self.leaks)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "leaks": [leak.to_json() for leak in self.leaks],
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        if self.more_groups:
+            data["more_groups"] = self.more_groups
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TestLeaks:
+        return cls(
+            nodeid=data["nodeid"],
+            leaks=tuple(Leak.from_json(item) for item in data["leaks"]),
+            outcome=data.get("outcome", "failed"),
+            error=data.get("error"),
+            more_groups=int(data.get("more_groups", 0)),
+        )
+
+
+@dataclass
+class RunTotals:
+    """Counters for the whole session (mutable: it accumulates)."""
+
+    tests_checked: int = 0
+    results: list[TestLeaks] = field(default_factory=list)
+    allowed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def leaking(self) -> list[TestLeaks]:
+        return [r for r in self.results if r.leaks or r.error]
+
+    def summary(self) -> dict[str, int]:
+        leaking = self.leaking
+        return {
+            "tests_checked": self.tests_checked,
+            "tests_leaking": sum(1 for r in leaking if r.leaks),
+            "objects_leaked": sum(r.objects for r in leaking),
+            "bytes_retained": sum(r.retained_bytes for r in leaking),
+        }
+
+
+def render_path(segments: tuple[str, ...] | list[str]) -> str:
+    """``("shop.orders", "OrderService", "history", "[0]")`` -> ``shop.orders.OrderService.history[0]``."""
+    out = ""
+    for segment in segments:
+        if not out:
+            out = segment
+        elif segment.startswith("[") or segment.startswith("<"):
+            out += segment if segment.startswith("[") else f" {segment}"
+        else:
+            out += f".{segment}"
+    return out

@@ -1,0 +1,45 @@
+"""pytest11 entry point: options, ini twins, markers; the work lives in ``session.LeakHunt``."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from pytest_leakhunt.config import ALLOW_LEAKS_SIGNATURE, NO_LEAKS_SIGNATURE, OPTIONS, resolve
+from pytest_leakhunt.session import TRACKER_KEY, LeakHunt
+from pytest_leakhunt.tracker import LeakTracker
+
+_PLUGIN_NAME = "leakhunt-session"
+_FLAGS = {"--detect-leaks", "--leaks-trace"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("leakhunt", "memory leak detection (pytest-leakhunt)")
+    for option, ini, help_text in OPTIONS:
+        if option in _FLAGS:
+            group.addoption(option, action="store_true", default=None, dest=ini, help=help_text)
+        else:
+            group.addoption(option, action="store", default=None, dest=ini, metavar="VALUE", help=help_text)
+        parser.addini(ini, help=help_text, type="string", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{NO_LEAKS_SIGNATURE}: fail this test if it leaves objects alive in program state, "
+        "even without --detect-leaks; ignore_types lists types (or qualified names) never reported.",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{ALLOW_LEAKS_SIGNATURE}: do not check this test under --detect-leaks; the reason is shown in the summary.",
+    )
+    config.pluginmanager.register(LeakHunt(config, resolve(config)), _PLUGIN_NAME)
+
+
+@pytest.fixture
+def leak_tracker(request: pytest.FixtureRequest) -> Iterator[LeakTracker]:
+    """Watch objects with ``leak_tracker.track(obj)``; any still alive after teardown fails the test."""
+    tracker = LeakTracker()
+    request.node.stash[TRACKER_KEY] = tracker
+    yield tracker

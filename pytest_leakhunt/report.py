@@ -1,0 +1,100 @@
+"""Pure rendering of findings: text for the terminal, JSON for machines.
+
+Never touches live objects; everything comes in as ``model`` data.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from typing import Any
+
+from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
+
+SCHEMA_VERSION = 1
+
+
+def human_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def leak_lines(leak: Leak, number: int) -> list[str]:
+    label = f"tracked {leak.name!r}: " if leak.kind == "tracked" and leak.name else ""
+    lines = [
+        f"{number}) {label}{leak.type} x{leak.count}"
+        f"  (shallow {human_bytes(leak.shallow_bytes)}, retained {human_bytes(leak.retained_bytes)})",
+        f"   held by: {leak.path} -> "
+        + (f"{leak.root_type} -> ... -> {leak.type}" if leak.root_type and leak.root_type != leak.type else leak.type),
+    ]
+    if leak.allocated_at:
+        lines.append(f"   allocated at: {leak.allocated_at}")
+    return lines
+
+
+def render_test(result: TestLeaks, traced: bool) -> str:
+    """The failure text of one leaking test."""
+    lines: list[str] = []
+    if result.error:
+        lines.append(f"leakhunt could not check this test: {result.error}")
+    if result.leaks:
+        lines.append(
+            f"leakhunt: {_plural(result.objects, 'object')} still alive after teardown, "
+            f"{human_bytes(result.retained_bytes)} retained"
+        )
+        for number, leak in enumerate(result.leaks, 1):
+            lines.extend(leak_lines(leak, number))
+        if result.more_groups:
+            lines.append(f"... and {_plural(result.more_groups, 'more leak group')} not explained")
+        if not traced and any(leak.kind == "object" for leak in result.leaks):
+            lines.append("(run with --leaks-trace to see where each leaked object was allocated)")
+    return "\n".join(lines)
+
+
+def render_summary(totals: RunTotals) -> list[str]:
+    """Lines of the end-of-session section."""
+    lines: list[str] = []
+    for result in totals.leaking:
+        if result.leaks:
+            first = result.leaks[0]
+            more = f" (+{_plural(len(result.leaks) - 1, 'more group')})" if len(result.leaks) > 1 else ""
+            lines.append(
+                f"LEAKED {result.nodeid}: {first.type} x{first.count} held by {first.path}{more}"
+            )
+        else:
+            lines.append(f"ERROR {result.nodeid}: leakhunt could not check it: {result.error}")
+    for nodeid, reason in totals.allowed:
+        lines.append(f"allowed {nodeid}: {reason}")
+    summary = totals.summary()
+    lines.append(
+        f"leakhunt: {_plural(summary['tests_checked'], 'test')} checked, "
+        f"{summary['tests_leaking']} leaking, {_plural(summary['objects_leaked'], 'object')} leaked, "
+        f"{human_bytes(summary['bytes_retained'])} retained"
+    )
+    return lines
+
+
+def to_json(totals: RunTotals, pytest_version: str) -> dict[str, Any]:
+    return {
+        "version": SCHEMA_VERSION,
+        "python": platform.python_version(),
+        "pytest": pytest_version,
+        "summary": totals.summary(),
+        "tests": [result.to_json() for result in totals.leaking],
+    }
+
+
+def write_json(path: str, totals: RunTotals, pytest_version: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(to_json(totals, pytest_version), handle, indent=2)
+        handle.write("\n")

@@ -1,0 +1,198 @@
+"""Explain a leak: who holds it (shortest chain from a module), how big, allocated where.
+
+Runs only for tests that leak, with the heap unfrozen: ``gc.get_referrers``
+cannot see frozen referrers. Every function returns plain data; callers drop
+the objects they passed in.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import os
+import sys
+import sysconfig
+import tracemalloc
+import types
+from typing import Any, Iterable
+
+import objgraph
+from pympler import asizeof
+
+from pytest_leakhunt.census import _LRU_TYPE, qualified_type
+
+_MAX_DEPTH = 30
+
+
+def find_chain(obj: Any, ignore: Iterable[Any] = ()) -> list[Any]:
+    """Shortest reference chain from a module to *obj* ([module, ..., obj]); [obj] if none."""
+    extra = {id(x) for x in ignore}
+    frame = sys._getframe()
+    while frame is not None:
+        extra.add(id(frame))
+        frame = frame.f_back
+    del frame
+    try:
+        return objgraph.find_backref_chain(obj, inspect.ismodule, max_depth=_MAX_DEPTH, extra_ignore=tuple(extra))
+    finally:
+        extra.clear()
+
+
+def describe_chain(chain: list[Any]) -> tuple[str, ...]:
+    """Readable segments for a chain: ``("shop.orders", "OrderService", "history", "[0]")``."""
+    if len(chain) < 2 or not isinstance(chain[0], types.ModuleType):
+        return _orphan_segments(chain[-1]) if chain else ("<unknown>",)
+    segments = [chain[0].__name__]
+    namespaces = {id(vars(chain[0]))}
+    prev: Any = chain[0]
+    for pos in range(1, len(chain)):
+        child = chain[pos]
+        label = _edge(prev, child, namespaces, chain[pos - 2] if pos >= 2 else None)
+        if isinstance(child, dict) and _owns_dict(prev, child):
+            namespaces.add(id(child))
+        if label:
+            segments.append(label)
+        prev = child
+    return tuple(segments)
+
+
+def _owns_dict(owner: Any, child: dict[Any, Any]) -> bool:
+    try:
+        return vars(owner) is child or getattr(owner, "__dict__", None) is child
+    except TypeError:
+        return False
+
+
+def _edge(parent: Any, child: Any, namespaces: set[int], grandparent: Any) -> str:
+    """The label of the reference parent -> child, '' when it is structural (obj -> its __dict__)."""
+    if isinstance(child, dict) and _owns_dict(parent, child):
+        return ""
+    if isinstance(parent, dict):
+        for key, value in parent.items():
+            if value is child:
+                if id(parent) in namespaces and isinstance(key, str):
+                    return key
+                return f"[{_short_repr(key)}]"
+        return "<key>"
+    if isinstance(parent, (list, tuple)):
+        if isinstance(parent, tuple) and isinstance(grandparent, types.FunctionType) and grandparent.__closure__ is parent:
+            return ""
+        for i, value in enumerate(parent):
+            if value is child:
+                return f"[{i}]"
+        return "<item>"
+    if isinstance(parent, (set, frozenset)):
+        return "<member>"
+    if isinstance(parent, types.CellType):
+        return ""
+    if type(parent) is _LRU_TYPE:
+        return "<lru_cache>"
+    if isinstance(parent, types.MethodType):
+        return "__self__" if parent.__self__ is child else "__func__"
+    if isinstance(child, types.CellType) and isinstance(parent, types.FunctionType):
+        names = parent.__code__.co_freevars
+        for name, cell in zip(names, parent.__closure__ or ()):
+            if cell is child:
+                return f"<closure {name}>"
+    try:
+        attrs = vars(parent)
+    except TypeError:
+        attrs = {}
+    for key, value in attrs.items():
+        if value is child:
+            return str(key)
+    for name in getattr(type(parent), "__slots__", ()):
+        if getattr(parent, name, None) is child:
+            return name
+    return f"<{type(parent).__name__}>"
+
+
+def _short_repr(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _orphan_segments(obj: Any) -> tuple[str, ...]:
+    """No module reaches it: name its direct holders instead (a thread's stack, C state)."""
+    holders = [r for r in gc.get_referrers(obj) if not isinstance(r, types.FrameType)]
+    names = sorted({f"<{type(r).__name__}>" for r in holders if type(r) is not list or r})
+    return tuple(names[:1]) if names else ("<held outside Python objects: C state or a thread's stack>",)
+
+
+def shallow_size(obj: Any) -> int:
+    return int(asizeof.flatsize(obj))
+
+
+def retained_size(objs: Iterable[Any]) -> int:
+    """Flat sizes of the objects plus the untracked values only they reference."""
+    total = 0
+    seen: set[int] = set()
+    for obj in objs:
+        total += asizeof.flatsize(obj)
+        for ref in gc.get_referents(obj):
+            if gc.is_tracked(ref) or id(ref) in seen or isinstance(ref, type):
+                continue
+            # one reference from obj, one from get_referents' list, one from `ref`, one for the call
+            if sys.getrefcount(ref) <= 4:
+                seen.add(id(ref))
+                total += asizeof.flatsize(ref)
+    return total
+
+
+_LIBRARY_PATHS = tuple(
+    os.path.normcase(os.path.realpath(p))
+    for p in {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    if p
+)
+_OWN_PATH = os.path.normcase(os.path.dirname(os.path.realpath(__file__)))
+
+
+def _is_user_file(filename: str) -> bool:
+    if not filename or filename.startswith("<"):
+        return False
+    path = os.path.normcase(os.path.realpath(filename))
+    if path.startswith(_OWN_PATH):
+        return False
+    return not any(path.startswith(lib + os.sep) for lib in _LIBRARY_PATHS)
+
+
+def allocation_site(obj: Any, rootdir: str) -> str | None:
+    """``file:line`` of the innermost user frame that allocated *obj*, if tracemalloc saw it."""
+    if not tracemalloc.is_tracing():
+        return None
+    trace = tracemalloc.get_object_traceback(obj)
+    if trace is None:
+        return None
+    frames = list(trace)  # oldest first
+    chosen = next((f for f in reversed(frames) if _is_user_file(f.filename)), frames[-1] if frames else None)
+    if chosen is None:
+        return None
+    filename = chosen.filename
+    try:
+        rel = os.path.relpath(filename, rootdir)
+        if not rel.startswith(".."):
+            filename = rel
+    except ValueError:
+        pass
+    return f"{filename.replace(os.sep, '/')}:{chosen.lineno}"
+
+
+def principal(root: Any, closure: Iterable[Any]) -> Any:
+    """The object to name a leak by: the root itself unless it is a plain container."""
+    if type(root) not in (list, dict, tuple, set, frozenset, types.CellType):
+        return root
+    for obj in closure:
+        if type(obj) not in (list, dict, tuple, set, frozenset, types.CellType):
+            return obj
+    return root
+
+
+__all__ = [
+    "allocation_site",
+    "describe_chain",
+    "find_chain",
+    "principal",
+    "qualified_type",
+    "retained_size",
+    "shallow_size",
+]

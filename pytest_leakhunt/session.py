@@ -1,0 +1,339 @@
+"""The registered plugin object: owns the runtest wrappers, reports and summary.
+
+Only this module talks to pytest's runtest protocol. The check window opens
+before the first setup hook (outermost wrapper) and closes after the last
+teardown hook, so function-scoped fixtures count as the test's.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import tracemalloc
+import types
+from typing import Any, Generator, Iterator
+
+import pytest
+
+from pytest_leakhunt import census, retainers
+from pytest_leakhunt.config import Settings, TestPolicy, policy_for
+from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
+from pytest_leakhunt.report import render_summary, render_test, write_json
+from pytest_leakhunt.tracker import LeakTracker
+
+POLICY_KEY = pytest.StashKey[TestPolicy]()
+WINDOW_KEY = pytest.StashKey[TestPolicy]()
+VERDICT_KEY = pytest.StashKey[TestLeaks]()
+FAILED_KEY = pytest.StashKey[bool]()
+TRACKER_KEY = pytest.StashKey[LeakTracker]()
+
+#: At most this many retainer chains per test; each costs a walk of the heap.
+MAX_CHAINS = 8
+#: Extra objects, owned by a plugin, whose attributes are harness state too.
+_CONTAINER_TYPES = (dict, list, tuple, set, collections.deque)
+
+
+class LeakHunt:
+    """Per-session state and hooks of pytest-leakhunt."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.totals = RunTotals()
+        self.known = census.KnownHolders()
+        self._harness_codes: frozenset[types.CodeType] = frozenset()
+        self._hookimpl_count = -1
+        self._started_tracing = False
+        self.known.refresh()  # finds C-level caches; needs the heap unfrozen
+        if settings.trace and not tracemalloc.is_tracing():
+            tracemalloc.start(settings.trace_depth)
+            self._started_tracing = True
+
+    # -- configuration-time validation ------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            item.stash[POLICY_KEY] = policy_for(item, self.settings)
+
+    # -- the check window --------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.settings)
+        if policy.check or "leak_tracker" in getattr(item, "fixturenames", ()):
+            item.stash[WINDOW_KEY] = policy
+            census.begin()
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            self._close_window(item)
+
+    def _close_window(self, item: pytest.Item) -> None:
+        policy = item.stash.get(WINDOW_KEY, None)
+        if policy is None:
+            return
+        del item.stash[WINDOW_KEY]
+        try:
+            verdict = self._check(item, policy)
+        except Exception as exc:  # reported on the test, never raised into pytest
+            verdict = TestLeaks(nodeid=item.nodeid, outcome="failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            census.end()
+        item.stash[VERDICT_KEY] = verdict
+
+    # -- reporting on the test ----------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when in ("setup", "call") and report.failed:
+            item.stash[FAILED_KEY] = True
+        if report.when != "teardown":
+            return report
+        policy = item.stash.get(POLICY_KEY, None)
+        verdict = item.stash.get(VERDICT_KEY, None)
+        if verdict is None:
+            if policy is not None and policy.allowed_reason and self.settings.detect_leaks:
+                report.leakhunt = {"allowed": policy.allowed_reason}  # type: ignore[attr-defined]
+            return report
+        del item.stash[VERDICT_KEY]
+        data: dict[str, Any] = {"checked": bool(policy and policy.check)}
+        if verdict.leaks or verdict.error:
+            already_failed = item.stash.get(FAILED_KEY, False) or report.failed
+            text = render_test(verdict, traced=self.settings.trace)
+            if already_failed:
+                report.sections.append(("leakhunt", text))
+            else:
+                report.outcome = "failed"
+                report.longrepr = text
+                data["leaked"] = True
+            data["result"] = verdict.to_json()
+        report.leakhunt = data  # type: ignore[attr-defined]
+        return report
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        data = getattr(report, "leakhunt", None)
+        if report.when == "teardown" and isinstance(data, dict) and data.get("leaked"):
+            return "leaked", "L", ("LEAKED", {"red": True})
+        return None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Totals come from reports, so xdist workers' findings arrive here on the controller too."""
+        data = getattr(report, "leakhunt", None)
+        if report.when != "teardown" or not isinstance(data, dict):
+            return
+        if "allowed" in data:
+            self.totals.allowed.append((report.nodeid, data["allowed"]))
+            return
+        if data.get("checked"):
+            self.totals.tests_checked += 1
+        if "result" in data:
+            self.totals.results.append(TestLeaks.from_json(data["result"]))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not (self.totals.tests_checked or self.totals.allowed or self.totals.results):
+            return
+        leaking = self.totals.leaking
+        if leaking:
+            terminalreporter.write_sep("=", "LEAKS", red=True, bold=True)
+            for result in leaking:
+                terminalreporter.write_sep("_", result.nodeid, red=True)
+                terminalreporter.write_line(render_test(result, traced=self.settings.trace))
+        terminalreporter.write_sep("=", "leakhunt summary", red=bool(leaking))
+        for line in render_summary(self.totals):
+            terminalreporter.write_line(line)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.settings.report_path and not hasattr(self.config, "workerinput"):
+            write_json(self.settings.report_path, self.totals, pytest.__version__)
+
+    def pytest_unconfigure(self) -> None:
+        if self._started_tracing:
+            tracemalloc.stop()
+
+    # -- the check itself -----------------------------------------------------
+
+    def _check(self, item: pytest.Item, policy: TestPolicy) -> TestLeaks:
+        leaks: list[Leak] = []
+        more = 0
+        if policy.check:
+            found, more = self._detect(item, policy)
+            leaks.extend(found)
+        tracker = item.stash.get(TRACKER_KEY, None)
+        if tracker is not None:
+            del item.stash[TRACKER_KEY]
+            try:
+                leaks.extend(self._check_tracker(tracker))
+            finally:
+                tracker.close()
+        leaks.sort(key=lambda leak: (-leak.retained_bytes, leak.type))
+        return TestLeaks(nodeid=item.nodeid, leaks=tuple(leaks), outcome="failed", more_groups=more)
+
+    def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:
+        survivors = census.Survivors()
+        try:
+            context = census.Context(
+                holders=lambda: list(self._holders(item)),
+                harness_codes=self._hook_codes(),
+                ignore_types=policy.ignore_types,
+            )
+            candidates = census.find_leaked_roots(survivors, context, self.known)
+            if candidates:
+                candidates = census.settle(survivors, candidates, context, self.known)
+            if not candidates:
+                return [], 0
+            return self._explain(survivors, candidates, policy)
+        finally:
+            survivors.close()
+
+    def _holders(self, item: pytest.Item) -> Iterator[Any]:
+        """Objects whose references are pytest's own per-test or per-session state."""
+        yield item
+        yield item.stash._storage  # noqa: SLF001 - the stash's dict is what holds values
+        yield item.config.stash._storage  # noqa: SLF001
+        request = getattr(item, "_request", None)
+        if request:
+            yield request
+        setupstate = getattr(item.session, "_setupstate", None)
+        stack = getattr(setupstate, "stack", None)
+        if isinstance(stack, dict):
+            yield stack
+            for entry in stack.values():
+                yield entry
+                if isinstance(entry, tuple) and entry:
+                    yield entry[0]
+        fixtureinfo = getattr(item, "_fixtureinfo", None)
+        for defs in getattr(fixtureinfo, "name2fixturedefs", {}).values():
+            yield from defs
+        yield from _harness_state(self.config, depth=3)
+        for plugin in self.config.pluginmanager.get_plugins():
+            if plugin is self or isinstance(plugin, types.ModuleType):
+                continue
+            yield from _harness_state(plugin, depth=2)
+        warnings_mod = __import__("warnings")
+        log = getattr(getattr(warnings_mod, "_showwarnmsg_impl", None), "__self__", None)
+        if isinstance(log, list):
+            yield log
+
+    def _hook_codes(self) -> frozenset[types.CodeType]:
+        """Code objects of every hook implementation: their generators are harness frames."""
+        impls = [impl for caller in vars(self.config.pluginmanager.hook).values() if hasattr(caller, "get_hookimpls") for impl in caller.get_hookimpls()]
+        if len(impls) != self._hookimpl_count:
+            self._hookimpl_count = len(impls)
+            codes = {getattr(getattr(impl.function, "__func__", impl.function), "__code__", None) for impl in impls}
+            codes.discard(None)
+            self._harness_codes = frozenset(codes)  # type: ignore[arg-type]
+        return self._harness_codes
+
+    def _explain(self, survivors: census.Survivors, candidates: list[int], policy: TestPolicy) -> tuple[list[Leak], int]:
+        """Group leaked roots by type and holder; one retainer chain per group."""
+        objs = survivors.objs
+        by_type: dict[str, list[int]] = {}
+        principal_of: dict[int, int] = {}
+        for i in candidates:
+            p = _principal(survivors, i, self._harness_codes)
+            principal_of[i] = p
+            name = census.qualified_type(objs[p])
+            if name in policy.ignore_types:
+                continue
+            by_type.setdefault(name, []).append(i)
+        leaks: list[Leak] = []
+        more = 0
+        ignore = [objs, candidates, by_type, principal_of, survivors.internal]
+        for type_name, roots in by_type.items():
+            pending = list(roots)
+            while pending:
+                if len(leaks) >= MAX_CHAINS:
+                    more += 1
+                    break
+                first = pending[0]
+                chain = retainers.find_chain(objs[first], ignore=ignore + [pending])
+                segments = retainers.describe_chain(chain)
+                holder = chain[-2] if len(chain) >= 2 else None
+                del chain
+                if holder is not None:
+                    held = {id(r) for r in gc.get_referents(holder)}
+                    group = [i for i in pending if id(objs[i]) in held]
+                else:
+                    group = [first]
+                del holder
+                if first not in group:
+                    group.insert(0, first)
+                pending = [i for i in pending if i not in group]
+                closure = survivors.closure(group)
+                representative = objs[principal_of[first]]
+                leaks.append(
+                    Leak(
+                        type=type_name,
+                        count=len(group),
+                        shallow_bytes=retainers.shallow_size(representative),
+                        retained_bytes=retainers.retained_size(objs[j] for j in closure),
+                        retained_by=segments,
+                        allocated_at=retainers.allocation_site(representative, str(self.config.rootpath)),
+                        root_type=census.qualified_type(objs[first]),
+                    )
+                )
+                del representative
+        return leaks, more
+
+    def _check_tracker(self, tracker: LeakTracker) -> list[Leak]:
+        gc.collect()
+        if tracker.alive():
+            gc.unfreeze()  # a frozen cycle that holds a watched object is only freed unfrozen
+            gc.collect()
+        leaks = []
+        for watched in tracker.alive():
+            obj = tracker.peek(watched)
+            if obj is None:
+                continue
+            chain = retainers.find_chain(obj, ignore=[tracker])
+            segments = retainers.describe_chain(chain)
+            del chain
+            leaks.append(
+                Leak(
+                    type=watched.type,
+                    count=1,
+                    shallow_bytes=retainers.shallow_size(obj),
+                    retained_bytes=retainers.retained_size([obj]),
+                    retained_by=segments,
+                    allocated_at=retainers.allocation_site(obj, str(self.config.rootpath)),
+                    kind="tracked",
+                    name=watched.name,
+                )
+            )
+            del obj
+        return leaks
+
+
+def _harness_state(obj: Any, depth: int) -> Iterator[Any]:
+    """A harness object and the plain objects it owns through attributes, *depth* levels down."""
+    yield obj
+    if depth <= 1:
+        return
+    for value in list(getattr(obj, "__dict__", {}).values()):
+        if isinstance(value, (type, types.ModuleType, types.FunctionType, types.MethodType, *_CONTAINER_TYPES)):
+            continue
+        if hasattr(value, "__dict__") and value is not obj:
+            yield from _harness_state(value, depth - 1)
+
+
+def _principal(survivors: census.Survivors, i: int, harness_codes: frozenset[types.CodeType]) -> int:
+    """The object a leak is named after: the root, or the first subject it retains."""
+    objs, index = survivors.objs, survivors.index
+    queue = collections.deque([i])
+    seen = {i}
+    while queue:
+        j = queue.popleft()
+        if census.is_subject(objs[j], harness_codes):
+            return j
+        for ref in gc.get_referents(objs[j]):
+            k = index.get(id(ref))
+            if k is not None and k >= 0 and k not in seen:
+                seen.add(k)
+                queue.append(k)
+    return i
