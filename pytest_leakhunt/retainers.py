@@ -38,10 +38,10 @@ def find_chain(obj: Any, ignore: Iterable[Any] = ()) -> list[Any]:
         extra.clear()
 
 
-def describe_chain(chain: list[Any]) -> tuple[str, ...]:
+def describe_chain(chain: list[Any], ignore: Iterable[Any] = ()) -> tuple[str, ...]:
     """Readable segments for a chain: ``("shop.orders", "OrderService", "history", "[0]")``."""
     if len(chain) < 2 or not isinstance(chain[0], types.ModuleType):
-        return _orphan_segments(chain[-1]) if chain else ("<unknown>",)
+        return _orphan_segments(chain[-1], [*ignore, chain]) if chain else ("<unknown>",)
     segments = [chain[0].__name__]
     namespaces = {id(vars(chain[0]))}
     prev: Any = chain[0]
@@ -57,6 +57,9 @@ def describe_chain(chain: list[Any]) -> tuple[str, ...]:
 
 
 def _owns_dict(owner: Any, child: dict[Any, Any]) -> bool:
+    if isinstance(owner, type):
+        # vars(cls) is a read-only proxy of the very dict the class holds
+        return child.get("__module__", None) == owner.__dict__.get("__module__", None) and child == owner.__dict__
     try:
         return vars(owner) is child or getattr(owner, "__dict__", None) is child
     except TypeError:
@@ -112,9 +115,10 @@ def _short_repr(key: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _orphan_segments(obj: Any) -> tuple[str, ...]:
+def _orphan_segments(obj: Any, ignore: Iterable[Any]) -> tuple[str, ...]:
     """No module reaches it: name its direct holders instead (a thread's stack, C state)."""
-    holders = [r for r in gc.get_referrers(obj) if not isinstance(r, types.FrameType)]
+    skip = {id(x) for x in ignore}
+    holders = [r for r in gc.get_referrers(obj) if not isinstance(r, types.FrameType) and id(r) not in skip]
     names = sorted({f"<{type(r).__name__}>" for r in holders if type(r) is not list or r})
     return tuple(names[:1]) if names else ("<held outside Python objects: C state or a thread's stack>",)
 
@@ -156,11 +160,35 @@ def _is_user_file(filename: str) -> bool:
     return not any(path.startswith(lib + os.sep) for lib in _LIBRARY_PATHS)
 
 
+_MANAGED_DICT = 1 << 4  # Py_TPFLAGS_MANAGED_DICT on CPython 3.11
+
+
+def _object_traceback(obj: Any) -> tracemalloc.Traceback | None:
+    """``tracemalloc.get_object_traceback``, plus a workaround for CPython 3.11.
+
+    3.11 puts two pointers before the GC header of instances with a managed
+    ``__dict__``, and its ``get_object_traceback`` looks one header too late.
+    """
+    trace = tracemalloc.get_object_traceback(obj)
+    if trace is not None or sys.version_info[:2] != (3, 11) or not type(obj).__flags__ & _MANAGED_DICT:
+        return trace
+    try:
+        import ctypes
+
+        lookup = ctypes.pythonapi._PyTraceMalloc_GetTraceback
+        lookup.restype = ctypes.py_object
+        lookup.argtypes = [ctypes.c_uint, ctypes.c_size_t]
+        raw = lookup(0, id(obj) - 4 * ctypes.sizeof(ctypes.c_void_p))
+    except (AttributeError, OSError, ImportError):
+        return None
+    return tracemalloc.Traceback(raw) if raw else None
+
+
 def allocation_site(obj: Any, rootdir: str) -> str | None:
     """``file:line`` of the innermost user frame that allocated *obj*, if tracemalloc saw it."""
     if not tracemalloc.is_tracing():
         return None
-    trace = tracemalloc.get_object_traceback(obj)
+    trace = _object_traceback(obj)
     if trace is None:
         return None
     frames = list(trace)  # oldest first
@@ -177,21 +205,10 @@ def allocation_site(obj: Any, rootdir: str) -> str | None:
     return f"{filename.replace(os.sep, '/')}:{chosen.lineno}"
 
 
-def principal(root: Any, closure: Iterable[Any]) -> Any:
-    """The object to name a leak by: the root itself unless it is a plain container."""
-    if type(root) not in (list, dict, tuple, set, frozenset, types.CellType):
-        return root
-    for obj in closure:
-        if type(obj) not in (list, dict, tuple, set, frozenset, types.CellType):
-            return obj
-    return root
-
-
 __all__ = [
     "allocation_site",
     "describe_chain",
     "find_chain",
-    "principal",
     "qualified_type",
     "retained_size",
     "shallow_size",

@@ -231,42 +231,37 @@ class LeakHunt:
         return self._harness_codes
 
     def _explain(self, survivors: census.Survivors, candidates: list[int], policy: TestPolicy) -> tuple[list[Leak], int]:
-        """Group leaked roots by type and holder; one retainer chain per group."""
+        """Group leaked roots by what they keep alive and by holder; one retainer chain per group."""
         objs = survivors.objs
-        by_type: dict[str, list[int]] = {}
-        principal_of: dict[int, int] = {}
+        candidates = _outermost(survivors, candidates, self._harness_codes)
+        units: dict[int, list[int]] = {}  # principal -> the roots that keep it
         for i in candidates:
-            p = _principal(survivors, i, self._harness_codes)
-            principal_of[i] = p
+            units.setdefault(_principal(survivors, i, self._harness_codes), []).append(i)
+        by_type: dict[str, list[int]] = {}
+        for p in units:
             name = census.qualified_type(objs[p])
-            if name in policy.ignore_types:
-                continue
-            by_type.setdefault(name, []).append(i)
+            if name not in policy.ignore_types:
+                by_type.setdefault(name, []).append(p)
         leaks: list[Leak] = []
         more = 0
-        ignore = [objs, candidates, by_type, principal_of, survivors.internal]
-        for type_name, roots in by_type.items():
-            pending = list(roots)
+        for type_name, principals in by_type.items():
+            pending = list(principals)
             while pending:
                 if len(leaks) >= MAX_CHAINS:
                     more += 1
                     break
                 first = pending[0]
-                chain = retainers.find_chain(objs[first], ignore=ignore + [pending])
-                segments = retainers.describe_chain(chain)
+                anchor = first if first in units[first] else units[first][0]
+                chain = retainers.find_chain(objs[anchor], ignore=[objs, candidates, units, by_type, pending])
+                segments = retainers.describe_chain(chain, ignore=[objs])
                 holder = chain[-2] if len(chain) >= 2 else None
                 del chain
-                if holder is not None:
-                    held = {id(r) for r in gc.get_referents(holder)}
-                    group = [i for i in pending if id(objs[i]) in held]
-                else:
-                    group = [first]
+                held = {id(r) for r in gc.get_referents(holder)} if holder is not None else set()
                 del holder
-                if first not in group:
-                    group.insert(0, first)
-                pending = [i for i in pending if i not in group]
-                closure = survivors.closure(group)
-                representative = objs[principal_of[first]]
+                group = [first] + [p for p in pending[1:] if any(id(objs[r]) in held for r in units[p])]
+                pending = [p for p in pending if p not in group]
+                closure = survivors.closure([r for p in group for r in units[p]])
+                representative = objs[first]
                 leaks.append(
                     Leak(
                         type=type_name,
@@ -275,7 +270,7 @@ class LeakHunt:
                         retained_bytes=retainers.retained_size(objs[j] for j in closure),
                         retained_by=segments,
                         allocated_at=retainers.allocation_site(representative, str(self.config.rootpath)),
-                        root_type=census.qualified_type(objs[first]),
+                        root_type=census.qualified_type(objs[anchor]),
                     )
                 )
                 del representative
@@ -320,6 +315,25 @@ def _harness_state(obj: Any, depth: int) -> Iterator[Any]:
             continue
         if hasattr(value, "__dict__") and value is not obj:
             yield from _harness_state(value, depth - 1)
+
+
+def _outermost(survivors: census.Survivors, candidates: list[int], harness_codes: frozenset[types.CodeType]) -> list[int]:
+    """Drop roots that another leaked root already retains: one leak, one report.
+
+    A thread never joined is a root, and so is the Event its running stack
+    waits on; the Event belongs to the thread's leak.
+    """
+    closures = {i: survivors.closure([i]) for i in candidates}
+    kept: list[int] = []
+    covered: set[int] = set()
+    objs = survivors.objs
+    # Objects a leak is about first (a Thread before the bound method the C thread state holds).
+    order = sorted(candidates, key=lambda i: (not census.is_subject(objs[i], harness_codes), -len(closures[i]), i))
+    for i in order:
+        if i not in covered and _principal(survivors, i, harness_codes) not in covered:
+            kept.append(i)
+            covered |= closures[i]
+    return sorted(kept)
 
 
 def _principal(survivors: census.Survivors, i: int, harness_codes: frozenset[types.CodeType]) -> int:

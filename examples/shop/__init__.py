@@ -1,0 +1,1 @@
+"""A tiny shop application, with the kinds of leaks real applications have."""
