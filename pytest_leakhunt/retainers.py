@@ -33,9 +33,33 @@ def find_chain(obj: Any, ignore: Iterable[Any] = ()) -> list[Any]:
         frame = frame.f_back
     del frame
     try:
-        return objgraph.find_backref_chain(obj, inspect.ismodule, max_depth=_MAX_DEPTH, extra_ignore=tuple(extra))
+        chain = objgraph.find_backref_chain(obj, inspect.ismodule, max_depth=_MAX_DEPTH, extra_ignore=tuple(extra))
     finally:
         extra.clear()
+    return _prefer_application_module(chain)
+
+
+def _is_test_module(name: str) -> bool:
+    last = name.rsplit(".", 1)[-1]
+    return last.startswith("test_") or last.endswith("_test") or last == "conftest"
+
+
+def _prefer_application_module(chain: list[Any]) -> list[Any]:
+    """Start at the module that owns a global rather than a test that imported it.
+
+    ``from shop.events import bus`` in a test binds the same object in two
+    namespaces, and both chains are equally short; the application's reads better.
+    """
+    if len(chain) < 3 or not isinstance(chain[0], types.ModuleType) or not _is_test_module(chain[0].__name__):
+        return chain
+    target = chain[2]
+    for name, module in list(sys.modules.items()):
+        if module is None or _is_test_module(name) or name.split(".")[0] in ("__main__", "sys"):
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if isinstance(namespace, dict) and any(value is target for value in namespace.values()):
+            return [module, namespace, *chain[2:]]
+    return chain
 
 
 def describe_chain(chain: list[Any], ignore: Iterable[Any] = ()) -> tuple[str, ...]:

@@ -102,12 +102,12 @@ class LeakHunt:
                 report.leakhunt = {"allowed": policy.allowed_reason}  # type: ignore[attr-defined]
             return report
         del item.stash[VERDICT_KEY]
-        data: dict[str, Any] = {"checked": bool(policy and policy.check)}
+        data: dict[str, Any] = {"checked": True}
         if verdict.leaks or verdict.error:
             already_failed = item.stash.get(FAILED_KEY, False) or report.failed
             text = render_test(verdict, traced=self.settings.trace)
             if already_failed:
-                report.sections.append(("leakhunt", text))
+                report.sections.append(("leaks found at teardown", text))
             else:
                 report.outcome = "failed"
                 report.longrepr = text

@@ -1,0 +1,224 @@
+"""End-to-end behaviour of a checked run: failures, JSON, robustness, and keeping nothing."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+LEAKY = """
+HELD = []
+class Thing:
+    pass
+def test_leaks():
+    HELD.append(Thing())
+def test_clean():
+    Thing()
+"""
+
+
+def test_failing_test_keeps_its_failure_and_shows_the_leak(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        HELD = []
+        class Thing:
+            pass
+        def test_fails_and_leaks():
+            HELD.append(Thing())
+            assert 1 == 2
+        """
+    )
+    result = pytester.runpytest("--detect-leaks")
+    assert result.parseoutcomes() == {"failed": 1}
+    result.stdout.fnmatch_lines(
+        [
+            "*assert 1 == 2*",
+            "*- leaks found at teardown -*",
+            "*Thing x1*",
+            "LEAKED *::test_fails_and_leaks: *Thing x1*",
+        ]
+    )
+
+
+def test_json_report_follows_the_schema(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(LEAKY)
+    result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert data["version"] == 1
+    assert data["python"] == platform.python_version()
+    assert data["pytest"] == pytest.__version__
+    assert data["summary"]["tests_checked"] == 2
+    assert data["summary"]["tests_leaking"] == 1
+    assert data["summary"]["objects_leaked"] == 1
+    assert data["summary"]["bytes_retained"] > 0
+    (test,) = data["tests"]
+    assert test["nodeid"] == "test_json_report_follows_the_schema.py::test_leaks"
+    assert test["outcome"] == "failed"
+    (leak,) = test["leaks"]
+    assert leak["type"] == "test_json_report_follows_the_schema.Thing"
+    assert leak["count"] == 1
+    assert isinstance(leak["retained_bytes"], int) and leak["retained_bytes"] > 0
+    assert leak["retained_by"] == ["test_json_report_follows_the_schema", "HELD", "[0]"]
+    assert leak["allocated_at"] is None
+
+
+def test_json_report_written_when_nothing_leaks(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    pytester.runpytest("--detect-leaks", "--leaks-report=out.json").assert_outcomes(passed=1)
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert data["summary"] == {"tests_checked": 1, "tests_leaking": 0, "objects_leaked": 0, "bytes_retained": 0}
+    assert data["tests"] == []
+
+
+def test_trace_records_allocation_site(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        app="""
+        class Order:
+            pass
+        ORDERS = []
+        def place():
+            order = Order()
+            ORDERS.append(order)
+        """,
+        test_trace="""
+        import app
+        def test_place():
+            app.place()
+        """,
+    )
+    result = pytester.runpytest_subprocess("--detect-leaks", "--leaks-trace", "--leaks-report=out.json")
+    result.stdout.fnmatch_lines(["*allocated at: app.py:5*"])
+    (test,) = json.loads((pytester.path / "out.json").read_text())["tests"]
+    assert test["leaks"][0]["allocated_at"] == "app.py:5"
+    assert test["leaks"][0]["retained_by"] == ["app", "ORDERS", "[0]"]
+
+
+def test_internal_error_is_reported_on_that_test_only(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_leakhunt import census
+
+    real = census.Survivors
+    calls: list[int] = []
+
+    def exploding() -> census.Survivors:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("simulated census failure")
+        return real()
+
+    monkeypatch.setattr(census, "Survivors", exploding)
+    pytester.makepyfile(
+        """
+        def test_boom():
+            pass
+        def test_fine():
+            pass
+        """
+    )
+    result = pytester.runpytest("--detect-leaks", "--junitxml=junit.xml", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_boom LEAKED*",
+            "*::test_fine PASSED*",
+            "*leakhunt could not check this test: RuntimeError: simulated census failure*",
+        ]
+    )
+    suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert set(cases) == {"test_boom", "test_fine"}
+    assert cases["test_fine"].find("error") is None
+    assert "simulated census failure" in (cases["test_boom"].find("error").get("message") or "") + (cases["test_boom"].find("error").text or "")
+
+
+def test_check_adds_no_references_to_what_it_finds(pytester: pytest.Pytester) -> None:
+    """objgraph's test_no_new_reference_cycles, for a whole check: refcount and referrers unchanged."""
+    pytester.makeconftest(
+        """
+        import gc, sys
+        import pytest
+        SEEN = {}
+        @pytest.hookimpl(wrapper=True, tryfirst=True)
+        def pytest_runtest_protocol(item, nextitem):
+            result = yield
+            mod = item.module
+            obj = mod.HELD[0]
+            SEEN["refcount"] = sys.getrefcount(obj)
+            SEEN["referrers"] = [type(r).__name__ for r in gc.get_referrers(obj) if r is not SEEN]
+            SEEN["frozen"] = gc.get_freeze_count()
+            del obj
+            return result
+        def pytest_terminal_summary(terminalreporter):
+            terminalreporter.write_line(f"CHECK refcount={SEEN['refcount']} referrers={SEEN['referrers']} frozen={SEEN['frozen']}")
+        """
+    )
+    pytester.makepyfile(LEAKY.replace("def test_clean():\n    Thing()\n", ""))
+    checked = pytester.runpytest("--detect-leaks")
+    unchecked = pytester.runpytest()
+    line = re.compile(r"CHECK .*")
+    checked_line = line.search(checked.stdout.str())
+    unchecked_line = line.search(unchecked.stdout.str())
+    assert checked_line and unchecked_line
+    assert checked_line.group(0) == unchecked_line.group(0) == "CHECK refcount=3 referrers=['list'] frozen=0"
+
+
+def test_nothing_stays_frozen_after_the_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        LEAKY
+        + """
+def test_last():
+    import gc
+    assert gc.get_freeze_count() > 0  # inside the window the old heap is frozen
+"""
+    )
+    result = pytester.runpytest_subprocess("--detect-leaks")
+    assert result.parseoutcomes() == {"passed": 3, "leaked": 1}
+    import gc
+
+    assert gc.get_freeze_count() == 0
+
+
+def test_window_covers_function_fixture_setup_and_teardown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        HELD = []
+        class FromSetup:
+            pass
+        class FromTeardown:
+            pass
+        @pytest.fixture
+        def resource():
+            HELD.append(FromSetup())
+            yield
+            HELD.append(FromTeardown())
+        def test_it(resource):
+            pass
+        """
+    )
+    result = pytester.runpytest("--detect-leaks")
+    result.stdout.fnmatch_lines(["*FromSetup x1*", "*FromTeardown x1*"])
+
+
+def test_module_fixture_value_is_not_a_leak_but_what_tests_add_to_it_is(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        GLOBAL = []
+        class Item:
+            pass
+        @pytest.fixture(scope="module")
+        def shared():
+            return [Item()]
+        def test_first(shared):
+            shared.append(Item())   # belongs to the fixture, torn down with the module
+        def test_second(shared):
+            GLOBAL.append(Item())   # program state: a leak
+        """
+    )
+    result = pytester.runpytest("--detect-leaks", "-v")
+    result.stdout.fnmatch_lines(["*::test_first PASSED*", "*::test_second LEAKED*"])
+    assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
