@@ -17,10 +17,10 @@ then explained away, cheapest rule first:
    not a leak by design (pytest's per-item and per-plugin state, fixtures of
    broader scope, ``sys.modules``, the runtime's first-use caches, the last
    failure kept in ``sys.last_*``);
-3. *settle* (slow path, only when 1 and 2 leave something): unfreeze and
-   collect the whole heap, since an old object that turned into cyclic garbage
-   while frozen still references new ones; whatever keeps an external reference
-   after that is a leak.
+3. *explain* (slow path, only when 1 and 2 leave something, in ``session``):
+   unfreeze and search retainer chains; a candidate no module reaches is
+   rechecked after a full collection (``recheck_orphans``), since an old object
+   that turned into cyclic garbage while frozen still references new ones.
 
 Only this module and ``retainers`` talk to ``gc``.
 """
@@ -63,6 +63,11 @@ _NEUTRAL_TYPES: frozenset[type] = frozenset(
         functools.partial,
     }
 )
+
+#: Instances of these modules' types only carry state for their owner. Codec
+#: decoders sit behind an untracked ``_io.IncrementalNewlineDecoder``, so the
+#: text stream that owns one is invisible to the collector.
+_NEUTRAL_MODULES = frozenset({"builtins", "encodings", "codecs"})
 
 #: Functions from these modules only wrap what their closure holds.
 _WRAPPER_MODULES = frozenset({"contextlib", "functools"})
@@ -202,12 +207,18 @@ def _probe_c_caches() -> list[Any]:
 class Context:
     """What the session knows about the running test, for explaining roots."""
 
-    #: returns the objects whose references are harness state (called only when needed)
+    #: the running test's own harness state: item, request, fixtures (called only when needed)
     holders: Callable[[], Iterable[Any]]
+    #: session-wide harness state (plugins, config, first-use caches); True asks for a fresh list
+    shared: Callable[[bool], list[Any]]
     harness_codes: frozenset[types.CodeType]
     ignore_types: frozenset[str]
+    #: a verified retainer chain for an object a known leak holder keeps, else None
+    known_leak: Callable[[Any], list[Any] | None] = lambda obj: None
     #: extra references to assume for roots a registry would otherwise excuse
     forced: dict[int, int] = field(default_factory=dict)
+    #: chains found through known_leak, by survivor index; cleared with the context
+    chains: dict[int, list[Any]] = field(default_factory=dict)
 
 
 class Survivors:
@@ -290,7 +301,7 @@ def _origin(obj: Any, harness_codes: frozenset[types.CodeType]) -> str | None:
         return frame.f_globals.get("__name__", "") if frame is not None else ""
     if isinstance(obj, type):
         return obj.__module__
-    if cls in _NEUTRAL_TYPES or cls.__module__ == "builtins":
+    if cls in _NEUTRAL_TYPES or (cls.__module__ or "").split(".", 1)[0] in _NEUTRAL_MODULES:
         return None
     return cls.__module__ or ""
 
@@ -335,7 +346,14 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
             candidates.append(i)
     if not candidates:
         return []
-    return _unexplained(survivors, candidates, context, known)
+    # A holder that leaked in an earlier test and still keeps this object: no need to look further.
+    for i in candidates:
+        chain = context.known_leak(objs[i])
+        if chain is not None:
+            context.chains[i] = chain
+        del chain
+    rest = _unexplained(survivors, [i for i in candidates if i not in context.chains], context, known)
+    return sorted([*context.chains, *rest])
 
 
 def _forced_roots(survivors: Survivors) -> list[int]:
@@ -400,52 +418,66 @@ def _benign_root(
 
 
 def _unexplained(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:
-    """Candidates with an external reference that no known holder accounts for."""
-    index = survivors.index
-    wanted = set(candidates)
-    excused: dict[int, int] = {}
+    """Candidates with an external reference that no known holder accounts for.
 
-    def count(refs: Iterable[Any]) -> None:
-        for ref in refs:
-            j = index.get(id(ref))
-            if j is not None and j in wanted:
-                excused[j] = excused.get(j, 0) + 1
-
-    known.refresh()
-    for holder in _expand([*context.holders(), *known.containers], index):
-        count(_refs_of(holder))
-    count(known.values())
-    forced = context.forced
-    registries = {id(c) for c in known.containers}  # an untracked cache dict looks new once filled
+    Holders are tried from the most to the least likely and the walk stops as
+    soon as every candidate is accounted for. The session-wide holders come
+    from a cache; only when something is left unexplained are they gathered
+    afresh, since a plugin may have swapped an attribute since.
+    """
     objs = survivors.objs
-    return [
-        i
-        for i in candidates
-        if id(objs[i]) not in registries and survivors.external(i) + forced.get(i, 0) > excused.get(i, 0)
-    ]
+    known.refresh()
+    registries = {id(c) for c in known.containers}  # an untracked cache dict looks new once filled
+    forced = context.forced
+    need: dict[int, int] = {}
+    for i in candidates:
+        if id(objs[i]) not in registries:
+            need[id(objs[i])] = survivors.external(i) + forced.get(i, 0)
+    index = survivors.index
+
+    def settle_with(holders: Iterable[Any], expanded: bool = False) -> bool:
+        for holder in (h for h in holders if id(h) not in index) if expanded else _expand(holders, index):
+            for ref in _refs_of(holder, need):
+                key = id(ref)
+                left = need.get(key)
+                if left is not None:
+                    if left <= 1:
+                        del need[key]
+                    else:
+                        need[key] = left - 1
+            if not need:
+                return True
+        return False
+
+    if not settle_with(context.holders()):
+        for value in known.values():
+            if id(value) in need:
+                settle_with([[value]])
+        if need and not settle_with(context.shared(False), expanded=True):
+            settle_with(context.shared(True), expanded=True)
+    return [i for i in candidates if id(objs[i]) in need]
 
 
-def _refs_of(holder: Any) -> list[Any]:
-    """What *holder* references, counting each attribute once.
+def _refs_of(holder: Any, wanted: dict[int, int]) -> list[Any]:
+    """The references *holder* has to wanted objects, each attribute counted once.
 
     Depending on the CPython version, an instance reports its attributes itself
     (inline values), through its ``__dict__``, or both (3.13 with a
     materialized dict); the larger count of the two views is the true one.
     """
-    refs = gc.get_referents(holder)
+    own = [r for r in gc.get_referents(holder) if id(r) in wanted]
     attrs = _attrs(holder)
     if attrs is None:
-        return refs
-    own: dict[int, list[Any]] = {}
-    for ref in refs:
-        if ref is not attrs:
-            own.setdefault(id(ref), []).append(ref)
-    via_dict: dict[int, list[Any]] = {}
-    for ref in gc.get_referents(attrs):
-        via_dict.setdefault(id(ref), []).append(ref)
+        return own
+    via_dict = [r for r in gc.get_referents(attrs) if id(r) in wanted]
+    if not own:
+        return via_dict
+    if not via_dict:
+        return own
     merged: list[Any] = []
-    for key in own.keys() | via_dict.keys():
-        a, b = own.get(key, []), via_dict.get(key, [])
+    for key in {id(r) for r in own} | {id(r) for r in via_dict}:
+        a = [r for r in own if id(r) == key]
+        b = [r for r in via_dict if id(r) == key]
         merged.extend(a if len(a) >= len(b) else b)
     return merged
 
@@ -463,7 +495,12 @@ def _attrs(holder: Any) -> dict[str, Any] | None:
 _CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
 
 
-def _expand(holders: list[Any], index: dict[int, int]) -> Iterator[Any]:
+def expand_holders(holders: Iterable[Any]) -> list[Any]:
+    """Holders plus the containers inside them, for callers that cache the expansion."""
+    return list(_expand(holders, {}))
+
+
+def _expand(holders: Iterable[Any], index: dict[int, int]) -> Iterator[Any]:
     """Old holders and the containers directly inside them (two levels for dicts)."""
     seen: set[int] = set()
     for holder in holders:
@@ -493,30 +530,13 @@ def _expand(holders: list[Any], index: dict[int, int]) -> Iterator[Any]:
 _CONTAINER_EXACT = frozenset({dict, list, tuple, set, collections.deque, collections.OrderedDict, collections.defaultdict})
 
 
-def settle(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:
-    """Slow path: unfreeze, collect the whole heap, and recheck the candidates.
+def recheck_orphans(survivors: Survivors, orphans: list[int], context: Context, known: KnownHolders) -> list[int]:
+    """Collect the whole heap and keep the orphans still referenced from outside.
 
-    Old objects that became cyclic garbage while frozen are freed here, and with
-    them their references to new objects. Also applies the rules that need to
-    know the actual referrer (module ``__warningregistry__`` dicts).
+    An old object that turned into cyclic garbage while frozen is only freed
+    unfrozen, and until then it keeps the new objects it points to. Paid only
+    for leaks no module reaches: a chain from a module proves the object alive.
     """
     gc.unfreeze()
     gc.collect()
-    still = _unexplained(survivors, candidates, context, known)
-    objs = survivors.objs
-    result = []
-    for i in still:
-        if not _held_only_by_benign_referrers(objs[i], survivors):
-            result.append(i)
-    return result
-
-
-def _held_only_by_benign_referrers(obj: Any, survivors: Survivors) -> bool:
-    referrers = [r for r in gc.get_referrers(obj) if r is not survivors.objs and id(r) not in survivors.index]
-    if not referrers or len(referrers) < survivors.external(survivors.index[id(obj)]):
-        return False
-    for ref in referrers:
-        if type(ref) is dict and ref.get("__warningregistry__") is obj:
-            continue
-        return False
-    return True
+    return _unexplained(survivors, orphans, context, known)

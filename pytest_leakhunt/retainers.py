@@ -8,35 +8,144 @@ the objects they passed in.
 from __future__ import annotations
 
 import gc
-import inspect
 import os
 import sys
 import sysconfig
 import tracemalloc
 import types
+import weakref
 from typing import Any, Iterable
 
-import objgraph
 from pympler import asizeof
 
-from pytest_leakhunt.census import _LRU_TYPE, qualified_type
+from pytest_leakhunt.census import _LRU_TYPE, HARNESS_MODULES, qualified_type
 
-_MAX_DEPTH = 30
+#: Levels searched upward from a leaked object.
+_MAX_DEPTH = 12
+#: Objects followed per level. ``gc.get_referrers(*objs)`` compares every
+#: reference in the heap with each of its arguments, so a wide level is costly.
+_MAX_WIDTH = 32
+
+
+def find_chains(targets: list[Any], ignore: Iterable[Any] = ()) -> list[list[Any]]:
+    """For each target, the shortest chain from a module ([module, ..., target]); [target] if none.
+
+    A level-by-level search from all targets at once: one ``gc.get_referrers``
+    call (a walk of the heap) per depth for the whole test. objgraph's
+    ``find_backref_chain`` walks the heap once per object it visits and collects
+    garbage first, which took minutes on a suite with a million-object heap.
+    A level wider than ``_MAX_WIDTH`` is cut to that width: the chain found may
+    then not be the shortest, but the search stays bounded.
+    """
+    skip = {id(x) for x in ignore}
+    frame = sys._getframe()
+    while frame is not None:
+        skip.add(id(frame))
+        frame = frame.f_back
+    del frame
+    parent: dict[int, Any] = {id(t): None for t in targets}
+    found: dict[int, list[Any]] = {}
+    frontier: list[Any] = list(targets)
+    skip.update((id(parent), id(skip), id(found), id(targets)))
+    try:
+        for _ in range(_MAX_DEPTH):
+            if len(found) == len(targets) or not frontier:
+                break
+            del frontier[_MAX_WIDTH:]
+            skip.add(id(frontier))
+            wanted = {id(o) for o in frontier}
+            referrers = gc.get_referrers(*frontier)
+            skip.add(id(referrers))
+            following: list[Any] = []
+            skip.add(id(following))
+            for holder in referrers:
+                key = id(holder)
+                if key in skip or key in parent:
+                    continue
+                if _is_harness_object(holder):
+                    continue  # pytest's own state is not a retention path worth naming
+                link = next((ref for ref in gc.get_referents(holder) if id(ref) in wanted), None)
+                if link is None or link is type(holder):
+                    continue  # every instance refers to its class: not what keeps a class alive
+                parent[key] = link
+                if isinstance(holder, types.ModuleType):
+                    chain = [holder]
+                    while parent[id(chain[-1])] is not None:
+                        chain.append(parent[id(chain[-1])])
+                    found.setdefault(id(chain[-1]), chain)
+                    del chain
+                else:
+                    following.append(holder)
+            del referrers
+            following.sort(key=_holder_rank)
+            frontier = following
+        del frontier
+        return [_prefer_application_module(found.get(id(t), [t])) for t in targets]
+    finally:
+        parent.clear()
+        found.clear()
+        skip.clear()
+
+
+def _holder_rank(holder: Any) -> int:
+    """Containers and namespaces first: they are where program state keeps things."""
+    if isinstance(holder, (dict, list, tuple, set, frozenset, types.CellType)):
+        return 0
+    if isinstance(holder, (type, types.FunctionType, types.MethodType)):
+        return 1
+    return 2
+
+
+def _is_harness_object(obj: Any) -> bool:
+    return type(obj).__module__.split(".", 1)[0] in HARNESS_MODULES
 
 
 def find_chain(obj: Any, ignore: Iterable[Any] = ()) -> list[Any]:
-    """Shortest reference chain from a module to *obj* ([module, ..., obj]); [obj] if none."""
-    extra = {id(x) for x in ignore}
-    frame = sys._getframe()
-    while frame is not None:
-        extra.add(id(frame))
-        frame = frame.f_back
-    del frame
-    try:
-        chain = objgraph.find_backref_chain(obj, inspect.ismodule, max_depth=_MAX_DEPTH, extra_ignore=tuple(extra))
-    finally:
-        extra.clear()
-    return _prefer_application_module(chain)
+    """Shortest reference chain from a module to *obj*; [obj] if none."""
+    return find_chains([obj], ignore)[0]
+
+
+class ChainCache:
+    """Retainer chains already found this session, reused when the same holder keeps a new object.
+
+    The same leak usually repeats test after test (a listener list, a cache);
+    walking the whole heap again for each would make a leaky suite crawl. An
+    entry keeps the chain *without* its last element (holders, which are
+    long-lived program state, never the leaked objects) and is trusted only
+    after every link is checked again.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self._entries: dict[str, list[list[Any]]] = {}
+        self._limit = limit
+        self._size = 0
+
+    def lookup(self, obj: Any, type_name: str) -> list[Any] | None:
+        """A verified chain [module, ..., holder, obj], or None."""
+        for prefix in self._entries.get(type_name, ()):
+            if any(ref is obj for ref in gc.get_referents(prefix[-1])) and _links_hold(prefix):
+                return [*prefix, obj]
+        return None
+
+    def store(self, chain: list[Any], type_name: str) -> None:
+        if len(chain) < 2 or not isinstance(chain[0], types.ModuleType) or self._size >= self._limit:
+            return
+        prefix = chain[:-1]
+        entries = self._entries.setdefault(type_name, [])
+        if not any(len(p) == len(prefix) and all(a is b for a, b in zip(p, prefix)) for p in entries):
+            entries.append(prefix)
+            self._size += 1
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._size = 0
+
+
+def _links_hold(prefix: list[Any]) -> bool:
+    for parent, child in zip(prefix, prefix[1:]):
+        if not any(ref is child for ref in gc.get_referents(parent)):
+            return False
+    return True
 
 
 def _is_test_module(name: str) -> bool:
@@ -101,8 +210,14 @@ def _edge(parent: Any, child: Any, namespaces: set[int], grandparent: Any) -> st
                     return key
                 return f"[{_short_repr(key)}]"
         return "<key>"
+    if isinstance(parent, types.FunctionType) and child is parent.__closure__:
+        return ""
     if isinstance(parent, (list, tuple)):
         if isinstance(parent, tuple) and isinstance(grandparent, types.FunctionType) and grandparent.__closure__ is parent:
+            names = grandparent.__code__.co_freevars
+            for name, cell in zip(names, parent):
+                if cell is child:
+                    return f"<closure {name}>"
             return ""
         for i, value in enumerate(parent):
             if value is child:
@@ -135,6 +250,9 @@ def _edge(parent: Any, child: Any, namespaces: set[int], grandparent: Any) -> st
 
 
 def _short_repr(key: Any) -> str:
+    if isinstance(key, weakref.ref):
+        target = key()
+        return f"<weakref to {type(target).__qualname__}>" if target is not None else "<dead weakref>"
     text = repr(key)
     return text if len(text) <= 40 else text[:37] + "..."
 

@@ -41,6 +41,10 @@ class LeakHunt:
         self.settings = settings
         self.totals = RunTotals()
         self.known = census.KnownHolders()
+        self._chains = retainers.ChainCache()
+        self._shared: list[Any] | None = None
+        self._shared_key: tuple[int, int] = (-1, -1)
+        self._shared_checked = -1000
         self._harness_codes: frozenset[types.CodeType] = frozenset()
         self._hookimpl_count = -1
         self._started_tracing = False
@@ -153,6 +157,8 @@ class LeakHunt:
             write_json(self.settings.report_path, self.totals, pytest.__version__)
 
     def pytest_unconfigure(self) -> None:
+        self._chains.clear()
+        self._shared = None
         if self._started_tracing:
             tracemalloc.stop()
 
@@ -179,15 +185,20 @@ class LeakHunt:
         try:
             context = census.Context(
                 holders=lambda: list(self._holders(item)),
+                shared=self._shared_holders,
+                known_leak=lambda obj: self._chains.lookup(obj, census.qualified_type(obj)),
                 harness_codes=self._hook_codes(),
                 ignore_types=policy.ignore_types,
             )
             candidates = census.find_leaked_roots(survivors, context, self.known)
-            if candidates:
-                candidates = census.settle(survivors, candidates, context, self.known)
             if not candidates:
                 return [], 0
-            return self._explain(survivors, candidates, policy)
+            if any(i not in context.chains for i in candidates):
+                census.end()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
+            try:
+                return self._explain(survivors, candidates, policy, context)
+            finally:
+                context.chains.clear()
         finally:
             survivors.close()
 
@@ -210,15 +221,27 @@ class LeakHunt:
         fixtureinfo = getattr(item, "_fixtureinfo", None)
         for defs in getattr(fixtureinfo, "name2fixturedefs", {}).values():
             yield from defs
-        yield from _harness_state(self.config, depth=3)
-        for plugin in self.config.pluginmanager.get_plugins():
-            if plugin is self or isinstance(plugin, types.ModuleType):
-                continue
-            yield from _harness_state(plugin, depth=2)
         warnings_mod = __import__("warnings")
         log = getattr(getattr(warnings_mod, "_showwarnmsg_impl", None), "__self__", None)
         if isinstance(log, list):
             yield log
+
+    def _shared_holders(self, fresh: bool) -> list[Any]:
+        """Session-wide harness state, expanded once and reused until plugins or caches change."""
+        key = (len(self.config.pluginmanager.get_plugins()), len(self.known.containers))
+        # a fresh look at most every 20 checks: a leaky suite would otherwise pay it on every test
+        fresh = fresh and self.totals.tests_checked - self._shared_checked >= 20
+        if fresh or self._shared is None or key != self._shared_key:
+            self._shared_checked = self.totals.tests_checked
+            roots: list[Any] = []
+            for plugin in self.config.pluginmanager.get_plugins():
+                if plugin is not self and not isinstance(plugin, types.ModuleType):
+                    roots.extend(_harness_state(plugin, depth=2))
+            roots.extend(_harness_state(self.config, depth=3))
+            roots.extend(self.known.containers)
+            self._shared = census.expand_holders(roots)
+            self._shared_key = key
+        return self._shared
 
     def _hook_codes(self) -> frozenset[types.CodeType]:
         """Code objects of every hook implementation: their generators are harness frames."""
@@ -230,9 +253,16 @@ class LeakHunt:
             self._harness_codes = frozenset(codes)  # type: ignore[arg-type]
         return self._harness_codes
 
-    def _explain(self, survivors: census.Survivors, candidates: list[int], policy: TestPolicy) -> tuple[list[Leak], int]:
+    def _explain(
+        self,
+        survivors: census.Survivors,
+        candidates: list[int],
+        policy: TestPolicy,
+        context: census.Context,
+    ) -> tuple[list[Leak], int]:
         """Group leaked roots by what they keep alive and by holder; one retainer chain per group."""
         objs = survivors.objs
+        chains = context.chains
         candidates = _outermost(survivors, candidates, self._harness_codes)
         units: dict[int, list[int]] = {}  # principal -> the roots that keep it
         for i in candidates:
@@ -242,6 +272,21 @@ class LeakHunt:
             name = census.qualified_type(objs[p])
             if name not in policy.ignore_types:
                 by_type.setdefault(name, []).append(p)
+        # One chain search for every group's first anchor that no cached chain explains.
+        anchor_of = {p: (p if p in units[p] else units[p][0]) for p in units}
+        needed = [anchor_of[p] for p in units if anchor_of[p] not in chains]
+        if needed:
+            found = retainers.find_chains([objs[a] for a in needed], ignore=[objs, candidates, units, chains, needed])
+            for a, chain in zip(needed, found):
+                if len(chain) > 1:
+                    chains[a] = chain
+                    self._chains.store(chain, census.qualified_type(objs[a]))
+            del found
+            orphans = [a for a in needed if a not in chains]
+            if orphans:
+                # no module reaches them: perhaps only old garbage does, which a full collection frees
+                kept = set(census.recheck_orphans(survivors, orphans, context, self.known))
+                by_type = {t: [p for p in ps if anchor_of[p] not in orphans or anchor_of[p] in kept] for t, ps in by_type.items()}
         leaks: list[Leak] = []
         more = 0
         for type_name, principals in by_type.items():
@@ -251,8 +296,8 @@ class LeakHunt:
                     more += 1
                     break
                 first = pending[0]
-                anchor = first if first in units[first] else units[first][0]
-                chain = retainers.find_chain(objs[anchor], ignore=[objs, candidates, units, by_type, pending])
+                anchor = anchor_of[first]
+                chain = chains.get(anchor) or [objs[anchor]]
                 segments = retainers.describe_chain(chain, ignore=[objs])
                 holder = chain[-2] if len(chain) >= 2 else None
                 del chain
