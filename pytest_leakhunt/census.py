@@ -32,6 +32,7 @@ import functools
 import gc
 import sys
 import types
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -132,6 +133,7 @@ class KnownHolders:
     _seen_modules: set[str] = field(default_factory=set)
     _module_count: int = -1
     _probed: bool = False
+    _ids: set[int] = field(default_factory=set)
 
     def refresh(self) -> None:
         """Pick up caches of stdlib modules imported since the last call (cheap when none)."""
@@ -170,6 +172,11 @@ class KnownHolders:
             found, value = _lookup(module, attr)
             if found and not any(value is c for c in self.containers):
                 self.containers.append(value)
+
+    def ids(self) -> set[int]:
+        if len(self._ids) != len(self.containers):
+            self._ids = {id(c) for c in self.containers}
+        return self._ids
 
     def _add_lru(self, wrapper: Any) -> None:
         self.containers.append(wrapper)
@@ -233,15 +240,10 @@ class Survivors:
         self.objs: list[Any] = gc.get_objects()
         objs = self.objs
         self.index: dict[int, int] = {id(objs[i]): i for i in range(len(objs))}
-        index = self.index
         self.index[id(objs)] = -1
-        internal = [0] * len(objs)
-        for i in range(len(objs)):
-            for ref in gc.get_referents(objs[i]):
-                j = index.get(id(ref))
-                if j is not None and j >= 0:
-                    internal[j] += 1
-        self.internal = internal
+        # One C-level call lists every reference between survivors (and to old objects).
+        counts = collections.Counter(map(id, gc.get_referents(*objs)))
+        self.internal = [counts[id(o)] for o in objs]
 
     def __len__(self) -> int:
         return len(self.objs)
@@ -318,7 +320,32 @@ def _is_harness(module: str) -> bool:
 
 
 def _is_weak(obj: Any) -> bool:
-    return type(obj).__module__ in _WEAK_MODULES or isinstance(obj, (__import__("weakref").ref,))
+    return type(obj).__module__ in _WEAK_MODULES or isinstance(obj, weakref.ref)
+
+
+# What a survivor's type says about it, for the BFS of _benign_root.
+_NEUTRAL, _STOP, _SUBJECT, _DYNAMIC = 0, 1, 2, 3
+_DYNAMIC_TYPES = (types.FunctionType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_TYPE_VERDICT: dict[type, int] = {}
+
+
+def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
+    """_NEUTRAL: walk into it; _STOP: harness, weak or module, do not walk; _SUBJECT: what leaks are about."""
+    cls = type(obj)
+    verdict = _TYPE_VERDICT.get(cls)
+    if verdict is None:
+        if cls in _DYNAMIC_TYPES or issubclass(cls, type):
+            verdict = _DYNAMIC
+        elif cls is types.ModuleType or _is_weak(obj):
+            verdict = _STOP
+        else:
+            origin = _origin(obj, harness_codes)
+            verdict = _NEUTRAL if origin is None else _STOP if _is_harness(origin) else _SUBJECT
+        _TYPE_VERDICT[cls] = verdict
+    if verdict != _DYNAMIC:
+        return verdict
+    origin = _origin(obj, harness_codes)
+    return _NEUTRAL if origin is None else _STOP if _is_harness(origin) else _SUBJECT
 
 
 @dataclass
@@ -338,12 +365,7 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
         roots.append(j)
     if not roots:
         return []
-    new_modules = {o.__name__ for o in objs if type(o) is types.ModuleType}
-    benign: set[int] = set()
-    candidates: list[int] = []
-    for i in dict.fromkeys(roots):
-        if not _benign_root(survivors, i, context, new_modules, benign):
-            candidates.append(i)
+    candidates = _not_benign(survivors, list(dict.fromkeys(roots)), context)
     if not candidates:
         return []
     # A holder that leaked in an earlier test and still keeps this object: no need to look further.
@@ -377,44 +399,68 @@ def _forced_roots(survivors: Survivors) -> list[int]:
     return forced
 
 
-def _benign_root(
-    survivors: Survivors,
-    i: int,
-    context: Context,
-    new_modules: set[str],
-    benign: set[int],
-) -> bool:
-    """True when the root and all it retains is harness bookkeeping or neutral containers."""
+def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> list[int]:
+    """The roots that retain something other than harness bookkeeping and neutral containers.
+
+    The hot loop of every check: type verdicts are cached, and a survivor found
+    benign from one root is not walked again from another.
+    """
     objs, index = survivors.objs, survivors.index
-    root = objs[i]
-    if type(root) is types.ModuleType or _is_weak(root):
-        return True
+    harness_codes, ignore = context.harness_codes, context.ignore_types
+    verdicts = _TYPE_VERDICT
     logging = sys.modules.get("logging")
-    if logging is not None and isinstance(root, (logging.Logger, logging.PlaceHolder)):
-        if logging.Logger.manager.loggerDict.get(getattr(root, "name", None)) is root:
-            return True
-    if (isinstance(root, type) or type(root) is types.FunctionType) and root.__module__ in new_modules:
-        return True
-    seen = {i}
-    stack = [i]
-    while stack:
-        j = stack.pop()
-        if j in benign:
+    registry = logging.Logger.manager.loggerDict if logging is not None else {}
+    new_modules: set[str] | None = None
+    benign: set[int] = set()
+    out: list[int] = []
+    for i in roots:
+        if i in benign:
             continue
-        obj = objs[j]
-        origin = _origin(obj, context.harness_codes)
-        if origin is not None:
-            if _is_harness(origin) or _is_weak(obj) or type(obj) is types.ModuleType:
+        root = objs[i]
+        verdict = verdicts.get(type(root))
+        if verdict is None or verdict == _DYNAMIC:
+            verdict = _verdict(root, harness_codes)
+        if verdict == _STOP:
+            continue
+        if verdict == _SUBJECT:
+            # a logger getLogger() registered is the registry's; what a test hangs on it is forced in
+            if logging is not None and isinstance(root, (logging.Logger, logging.PlaceHolder)):
+                if registry.get(getattr(root, "name", None)) is root:
+                    continue
+            if isinstance(root, type) or type(root) is types.FunctionType:
+                if new_modules is None:
+                    new_modules = {o.__name__ for o in objs if type(o) is types.ModuleType}
+                if root.__module__ in new_modules:
+                    continue  # defined by a module imported for the first time
+            if qualified_type(root) not in ignore:
+                out.append(i)
+                continue
+        seen = {i}
+        stack = [i]
+        clean = True
+        while stack:
+            j = stack.pop()
+            if j in benign:
+                continue
+            obj = objs[j]
+            verdict = verdicts.get(type(obj))
+            if verdict is None or verdict == _DYNAMIC:
+                verdict = _verdict(obj, harness_codes)
+            if verdict == _STOP:
                 continue  # what the harness holds is the harness's bookkeeping
-            if qualified_type(obj) not in context.ignore_types:
-                return False
-        for ref in gc.get_referents(obj):
-            k = index.get(id(ref))
-            if k is not None and k >= 0 and k not in seen:
-                seen.add(k)
-                stack.append(k)
-    benign.update(seen)
-    return True
+            if verdict == _SUBJECT and j != i and qualified_type(obj) not in ignore:
+                clean = False
+                break
+            for ref in gc.get_referents(obj):
+                k = index.get(id(ref))
+                if k is not None and k >= 0 and k not in seen:
+                    seen.add(k)
+                    stack.append(k)
+        if clean:
+            benign.update(seen)
+        else:
+            out.append(i)
+    return out
 
 
 def _unexplained(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:
@@ -427,7 +473,7 @@ def _unexplained(survivors: Survivors, candidates: list[int], context: Context, 
     """
     objs = survivors.objs
     known.refresh()
-    registries = {id(c) for c in known.containers}  # an untracked cache dict looks new once filled
+    registries = known.ids()  # an untracked cache dict looks new once filled
     forced = context.forced
     need: dict[int, int] = {}
     for i in candidates:
@@ -436,26 +482,51 @@ def _unexplained(survivors: Survivors, candidates: list[int], context: Context, 
     index = survivors.index
 
     def settle_with(holders: Iterable[Any], expanded: bool = False) -> bool:
+        hits: list[Any] = []
+        done = False
         for holder in (h for h in holders if id(h) not in index) if expanded else _expand(holders, index):
+            hit = False
             for ref in _refs_of(holder, need):
                 key = id(ref)
                 left = need.get(key)
                 if left is not None:
+                    hit = True
                     if left <= 1:
                         del need[key]
                     else:
                         need[key] = left - 1
+            if hit and expanded:
+                hits.append(holder)
             if not need:
-                return True
-        return False
+                done = True
+                break
+        if hits and isinstance(holders, list):
+            _promote(holders, hits)
+        return done
 
-    if not settle_with(context.holders()):
+    shared = context.shared(False)
+    if settle_with(shared[:_HOT], expanded=True):
+        _promote(shared, shared[:_HOT])
+    elif not settle_with(context.holders()):
         for value in known.values():
             if id(value) in need:
                 settle_with([[value]])
-        if need and not settle_with(context.shared(False), expanded=True):
+        if need and not settle_with(shared, expanded=True):
             settle_with(context.shared(True), expanded=True)
     return [i for i in candidates if id(objs[i]) in need]
+
+
+#: How many of the most recently useful shared holders are tried before the test's own.
+_HOT = 4
+
+
+def _promote(holders: list[Any], hits: list[Any]) -> None:
+    """Most recently useful first: the same plugin state explains test after test."""
+    for holder in reversed(hits):
+        for k, existing in enumerate(holders):
+            if existing is holder:
+                holders.insert(0, holders.pop(k))
+                break
 
 
 def _refs_of(holder: Any, wanted: dict[int, int]) -> list[Any]:

@@ -245,9 +245,15 @@ class LeakHunt:
 
     def _hook_codes(self) -> frozenset[types.CodeType]:
         """Code objects of every hook implementation: their generators are harness frames."""
-        impls = [impl for caller in vars(self.config.pluginmanager.hook).values() if hasattr(caller, "get_hookimpls") for impl in caller.get_hookimpls()]
-        if len(impls) != self._hookimpl_count:
-            self._hookimpl_count = len(impls)
+        plugins = len(self.config.pluginmanager.get_plugins())
+        if plugins != self._hookimpl_count:
+            self._hookimpl_count = plugins
+            impls = [
+                impl
+                for caller in vars(self.config.pluginmanager.hook).values()
+                if hasattr(caller, "get_hookimpls")
+                for impl in caller.get_hookimpls()
+            ]
             codes = {getattr(getattr(impl.function, "__func__", impl.function), "__code__", None) for impl in impls}
             codes.discard(None)
             self._harness_codes = frozenset(codes)  # type: ignore[arg-type]

@@ -1,0 +1,244 @@
+"""Wall-time and memory ratios of pytest-leakhunt against plain pytest, measured in the same run.
+
+Usage (from the project root; needs network access to PyPI the first time):
+
+    python3 benchmarks/run.py                 # everything, 3 interleaved repeats
+    python3 benchmarks/run.py --suites synthetic --repeats 5
+
+It builds its own virtualenv under benchmarks/.work/ with this project, pytest-memray
+(the peer), and the sdists of click 8.5.1 and boltons 26.2.0 (which ship their tests),
+then runs every suite in four modes, interleaved, and prints the median of each:
+
+- plain:   pytest with leakhunt switched off (-p no:leakhunt)
+- detect:  --detect-leaks
+- trace:   --detect-leaks --leaks-trace
+- memray:  pytest-memray with limit_leaks on every test (the peer)
+
+The synthetic suite is 2,000 small tests over a heap of live objects built at import
+(1M by default, and 10k to show that the per-test cost does not grow with the heap).
+Ratios are what to compare; absolute times depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+import venv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / ".work"
+SDISTS = {"click": "8.5.1", "boltons": "26.2.0"}
+MODES = ("plain", "detect", "trace", "memray")
+
+SYNTHETIC_CONFTEST = '''
+import os
+
+
+class Record:
+    def __init__(self, i):
+        self.i = i
+
+
+def _build(n):
+    # A realistic mix: containers and instances, all gc-tracked, alive for the whole session.
+    heap = []
+    for i in range(n // 4):
+        heap.append([i, Record(i), {"k": [i]}])
+    return heap
+
+
+HEAP = _build(int(os.environ.get("LEAKHUNT_BENCH_HEAP", "1000000")))
+'''
+
+SYNTHETIC_TESTS = '''
+import pytest
+
+KEPT = []
+
+
+class Payload:
+    def __init__(self, n):
+        self.items = [{"n": i, "tags": [i, i + 1]} for i in range(n)]
+
+
+@pytest.mark.parametrize("n", range({count}))
+def test_work(n):
+    if n % 400 == 7:
+        KEPT.append(Payload(3))        # a few tests leak
+    elif n % 3 == 0:
+        data = Payload(50)             # allocate and free
+        assert len(data.items) == 50
+    else:
+        assert sum(range(n % 17)) >= 0
+'''
+
+MEMRAY_ALL = '''
+import pytest
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.limit_leaks("1 MB"))
+'''
+
+
+@dataclass
+class Suite:
+    name: str
+    cwd: Path
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    tests: int = 0
+
+
+def sh(cmd: list[str], **kwargs: object) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def python_in(env_dir: Path) -> Path:
+    return env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
+
+
+def prepare(with_memray: bool) -> Path:
+    """The benchmark venv: this project, the peer and the third-party suites' packages."""
+    env_dir = WORK / "venv"
+    py = python_in(env_dir)
+    if not py.exists():
+        venv.create(env_dir, with_pip=True)
+    sh([str(py), "-m", "pip", "install", "-q", "-e", str(ROOT)])
+    if with_memray:
+        sh([str(py), "-m", "pip", "install", "-q", "pytest-memray"])
+    downloads = WORK / "sdists"
+    downloads.mkdir(parents=True, exist_ok=True)
+    for name, version in SDISTS.items():
+        target = WORK / f"{name}-{version}"
+        if not target.exists():
+            sh([str(py), "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", str(downloads), f"{name}=={version}"])
+            archive = next(downloads.glob(f"{name}-{version}.tar.gz"))
+            with tarfile.open(archive) as tar:
+                tar.extractall(WORK, filter="data") if sys.version_info >= (3, 12) else tar.extractall(WORK)  # noqa: S202
+        sh([str(py), "-m", "pip", "install", "-q", str(target)])
+    (WORK / "plugins").mkdir(exist_ok=True)
+    (WORK / "plugins" / "bench_memray_all.py").write_text(MEMRAY_ALL)
+    return py
+
+
+def synthetic(heap: int, count: int) -> Suite:
+    directory = WORK / f"synthetic-{heap}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    (directory / "conftest.py").write_text(SYNTHETIC_CONFTEST)
+    (directory / "test_synthetic.py").write_text(SYNTHETIC_TESTS.replace("{count}", str(count)))
+    (directory / "pytest.ini").write_text("[pytest]\n")
+    return Suite(f"synthetic, {heap:,} heap objects", directory, [], {"LEAKHUNT_BENCH_HEAP": str(heap)}, count)
+
+
+def third_party(name: str) -> Suite:
+    directory = WORK / f"{name}-{SDISTS[name]}"
+    return Suite(f"{name} {SDISTS[name]}", directory, ["tests"])
+
+
+def mode_args(mode: str) -> list[str]:
+    return {
+        "plain": ["-p", "no:leakhunt"],
+        "detect": ["--detect-leaks"],
+        "trace": ["--detect-leaks", "--leaks-trace"],
+        "memray": ["-p", "no:leakhunt", "--memray", "-p", "bench_memray_all"],
+    }[mode]
+
+
+def run_once(py: Path, suite: Suite, mode: str) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS in KiB, and the last line pytest printed."""
+    env = {**os.environ, **suite.env, "PYTHONPATH": str(WORK / "plugins"), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *suite.args, *mode_args(mode)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=suite.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()  # until the child exits and closes it
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)  # reap it ourselves to get its own peak RSS
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - start
+    rss = usage.ru_maxrss
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{suite.name} [{mode}] crashed with {proc.returncode}:\n{out[-3000:]}")
+    last = next((line for line in reversed(out.splitlines()) if line.strip()), "")
+    return elapsed, rss, last
+
+
+def measure(py: Path, suites: list[Suite], modes: list[str], repeats: int) -> dict[tuple[str, str], list[tuple[float, int]]]:
+    results: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    for suite in suites:
+        for rep in range(repeats):
+            for mode in modes:  # interleaved: a noisy minute hits every mode alike
+                seconds, rss, last = run_once(py, suite, mode)
+                results.setdefault((suite.name, mode), []).append((seconds, rss))
+                print(f"  {suite.name:32} {mode:7} run {rep + 1}: {seconds:7.2f} s  {rss / 1024:7.1f} MiB  {last}", flush=True)
+    return results
+
+
+def table(suites: list[Suite], modes: list[str], results: dict[tuple[str, str], list[tuple[float, int]]]) -> str:
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPython {platform.python_version()}; "
+        f"median wall time of interleaved runs, ratio to plain pytest.",
+        "",
+        "| suite | plain | " + " | ".join(m for m in modes if m != "plain") + " | peak RSS detect/plain |",
+        "| --- | --- | " + " | ".join("---" for m in modes if m != "plain") + " | --- |",
+    ]
+    for suite in suites:
+        plain = statistics.median(s for s, _ in results[(suite.name, "plain")])
+        cells = [f"{plain:.2f} s"]
+        for mode in modes:
+            if mode == "plain":
+                continue
+            value = statistics.median(s for s, _ in results[(suite.name, mode)])
+            cells.append(f"{value / plain:.2f}x")
+        rss_plain = statistics.median(r for _, r in results[(suite.name, "plain")])
+        rss_detect = statistics.median(r for _, r in results[(suite.name, "detect")]) if "detect" in modes else rss_plain
+        lines.append(f"| {suite.name} | " + " | ".join(cells) + f" | {rss_detect / rss_plain:.2f}x |")
+    synthetic_suites = [s for s in suites if s.tests]
+    if "detect" in modes and synthetic_suites:
+        lines.append("")
+        for suite in synthetic_suites:
+            plain = statistics.median(s for s, _ in results[(suite.name, "plain")])
+            detect = statistics.median(s for s, _ in results[(suite.name, "detect")])
+            lines.append(f"- {suite.name}: --detect-leaks adds {1e6 * (detect - plain) / suite.tests:.0f} µs per test")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--suites", default="synthetic,click,boltons")
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--heap", type=int, default=1_000_000)
+    parser.add_argument("--small-heap", type=int, default=10_000)
+    parser.add_argument("--tests", type=int, default=2000)
+    args = parser.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    wanted = [s for s in args.suites.split(",") if s]
+    WORK.mkdir(parents=True, exist_ok=True)
+    py = prepare(with_memray="memray" in modes)
+    suites: list[Suite] = []
+    if "synthetic" in wanted:
+        suites += [synthetic(args.small_heap, args.tests), synthetic(args.heap, args.tests)]
+    suites += [third_party(name) for name in ("click", "boltons") if name in wanted]
+    results = measure(py, suites, modes, args.repeats)
+    text = table(suites, modes, results)
+    (WORK / "results.md").write_text(text + "\n")
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
