@@ -134,6 +134,7 @@ class KnownHolders:
     _module_count: int = -1
     _probed: bool = False
     _ids: set[int] = field(default_factory=set)
+    _ids_for: int = -1
 
     def refresh(self) -> None:
         """Pick up caches of stdlib modules imported since the last call (cheap when none)."""
@@ -174,8 +175,9 @@ class KnownHolders:
                 self.containers.append(value)
 
     def ids(self) -> set[int]:
-        if len(self._ids) != len(self.containers):
+        if self._ids_for != len(self.containers):
             self._ids = {id(c) for c in self.containers}
+            self._ids_for = len(self.containers)
         return self._ids
 
     def _add_lru(self, wrapper: Any) -> None:

@@ -29,6 +29,7 @@ TRACKER_KEY = pytest.StashKey[LeakTracker]()
 
 #: At most this many retainer chains per test; each costs a walk of the heap.
 MAX_CHAINS = 8
+_RUNTEST_PLUGIN = "leakhunt-runtest"
 #: Extra objects, owned by a plugin, whose attributes are harness state too.
 _CONTAINER_TYPES = (dict, list, tuple, set, collections.deque)
 
@@ -57,27 +58,15 @@ class LeakHunt:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        needed = self.settings.detect_leaks
         for item in items:
-            item.stash[POLICY_KEY] = policy_for(item, self.settings)
+            policy = item.stash[POLICY_KEY] = policy_for(item, self.settings)
+            needed = needed or policy.check or "leak_tracker" in getattr(item, "fixturenames", ())
+        # The runtest hooks cost a few microseconds per test: only pay them when some test is checked.
+        if needed and not self.config.pluginmanager.has_plugin(_RUNTEST_PLUGIN):
+            self.config.pluginmanager.register(RuntestHooks(self), _RUNTEST_PLUGIN)
 
-    # -- the check window --------------------------------------------------
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
-        policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.settings)
-        if policy.check or "leak_tracker" in getattr(item, "fixturenames", ()):
-            item.stash[WINDOW_KEY] = policy
-            census.begin()
-        return (yield)
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
-        try:
-            return (yield)
-        finally:
-            self._close_window(item)
-
-    def _close_window(self, item: pytest.Item) -> None:
+    def close_window(self, item: pytest.Item) -> None:
         policy = item.stash.get(WINDOW_KEY, None)
         if policy is None:
             return
@@ -89,36 +78,6 @@ class LeakHunt:
         finally:
             census.end()
         item.stash[VERDICT_KEY] = verdict
-
-    # -- reporting on the test ----------------------------------------------
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        if report.when in ("setup", "call") and report.failed:
-            item.stash[FAILED_KEY] = True
-        if report.when != "teardown":
-            return report
-        policy = item.stash.get(POLICY_KEY, None)
-        verdict = item.stash.get(VERDICT_KEY, None)
-        if verdict is None:
-            if policy is not None and policy.allowed_reason and self.settings.detect_leaks:
-                report.leakhunt = {"allowed": policy.allowed_reason}  # type: ignore[attr-defined]
-            return report
-        del item.stash[VERDICT_KEY]
-        data: dict[str, Any] = {"checked": True}
-        if verdict.leaks or verdict.error:
-            already_failed = item.stash.get(FAILED_KEY, False) or report.failed
-            text = render_test(verdict, traced=self.settings.trace)
-            if already_failed:
-                report.sections.append(("leaks found at teardown", text))
-            else:
-                report.outcome = "failed"
-                report.longrepr = text
-                data["leaked"] = True
-            data["result"] = verdict.to_json()
-        report.leakhunt = data  # type: ignore[attr-defined]
-        return report
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
         data = getattr(report, "leakhunt", None)
@@ -354,6 +313,56 @@ class LeakHunt:
             )
             del obj
         return leaks
+
+
+class RuntestHooks:
+    """The per-test hooks, registered only when some collected test is checked."""
+
+    def __init__(self, hunt: LeakHunt) -> None:
+        self.hunt = hunt
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.hunt.settings)
+        if policy.check or "leak_tracker" in getattr(item, "fixturenames", ()):
+            item.stash[WINDOW_KEY] = policy
+            census.begin()
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            self.hunt.close_window(item)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when in ("setup", "call") and report.failed:
+            item.stash[FAILED_KEY] = True
+        if report.when != "teardown":
+            return report
+        policy = item.stash.get(POLICY_KEY, None)
+        verdict = item.stash.get(VERDICT_KEY, None)
+        if verdict is None:
+            if policy is not None and policy.allowed_reason and self.hunt.settings.detect_leaks:
+                report.leakhunt = {"allowed": policy.allowed_reason}  # type: ignore[attr-defined]
+            return report
+        del item.stash[VERDICT_KEY]
+        data: dict[str, Any] = {"checked": True}
+        if verdict.leaks or verdict.error:
+            already_failed = item.stash.get(FAILED_KEY, False) or report.failed
+            text = render_test(verdict, traced=self.hunt.settings.trace)
+            if already_failed:
+                report.sections.append(("leaks found at teardown", text))
+            else:
+                report.outcome = "failed"
+                report.longrepr = text
+                data["leaked"] = True
+            data["result"] = verdict.to_json()
+        report.leakhunt = data  # type: ignore[attr-defined]
+        return report
 
 
 def _harness_state(obj: Any, depth: int) -> Iterator[Any]:

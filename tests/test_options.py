@@ -236,3 +236,17 @@ def test_closest_marker_wins(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--detect-leaks", "-v")
     result.stdout.fnmatch_lines(["*::test_checked LEAKED*"])
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
+
+
+def test_runtest_hooks_only_when_some_test_is_checked(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_collection_finish(session):
+            print("RUNTEST HOOKS", session.config.pluginmanager.has_plugin("leakhunt-runtest"))
+        """
+    )
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    pytester.runpytest("-s").stdout.fnmatch_lines(["RUNTEST HOOKS False"])
+    pytester.runpytest("-s", "--detect-leaks").stdout.fnmatch_lines(["RUNTEST HOOKS True"])
+    pytester.makepyfile("def test_plain(leak_tracker):\n    pass\n")
+    pytester.runpytest("-s").stdout.fnmatch_lines(["RUNTEST HOOKS True"])
