@@ -159,6 +159,12 @@ class KnownHolders:
                 # a maxsize evicts, it does not grow without bound.
                 if type(value) is _LRU_TYPE and (in_stdlib or value.cache_parameters().get("maxsize") is not None):
                     self._add_lru(value)
+                elif in_stdlib and isinstance(value, type) and value.__module__ == name:
+                    # cached methods of stdlib classes (importlib.metadata's FastPath)
+                    for attr in list(vars(value).values()):
+                        wrapped = getattr(attr, "__func__", attr)
+                        if type(wrapped) is _LRU_TYPE:
+                            self._add_lru(wrapped)
             if name == "typing":
                 for clear in getattr(module, "_cleanups", ()):
                     owner = getattr(clear, "__self__", None)
@@ -173,6 +179,13 @@ class KnownHolders:
             found, value = _lookup(module, attr)
             if found and not any(value is c for c in self.containers):
                 self.containers.append(value)
+
+    def adopt(self, holder: Any) -> None:
+        """A registry found the slow way (a bounded cache on some instance): explain it cheaply next time."""
+        if type(holder) is _LRU_TYPE:
+            self._add_lru(holder)
+        elif not any(holder is c for c in self.containers):
+            self.containers.append(holder)
 
     def ids(self) -> set[int]:
         if self._ids_for != len(self.containers):
@@ -336,7 +349,7 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
     cls = type(obj)
     verdict = _TYPE_VERDICT.get(cls)
     if verdict is None:
-        if cls in _DYNAMIC_TYPES or issubclass(cls, type):
+        if cls in _DYNAMIC_TYPES or cls is _LRU_TYPE or issubclass(cls, type):
             verdict = _DYNAMIC
         elif cls is types.ModuleType or _is_weak(obj):
             verdict = _STOP
@@ -346,6 +359,9 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
         _TYPE_VERDICT[cls] = verdict
     if verdict != _DYNAMIC:
         return verdict
+    if cls is _LRU_TYPE:
+        # a bounded cache evicts by design; an unbounded one is judged by what it keeps
+        return _STOP if obj.cache_parameters().get("maxsize") is not None else _NEUTRAL
     origin = _origin(obj, harness_codes)
     return _NEUTRAL if origin is None else _STOP if _is_harness(origin) else _SUBJECT
 
@@ -601,6 +617,15 @@ def _expand(holders: Iterable[Any], index: dict[int, int]) -> Iterator[Any]:
 
 
 _CONTAINER_EXACT = frozenset({dict, list, tuple, set, collections.deque, collections.OrderedDict, collections.defaultdict})
+
+
+def is_bounded_cache(obj: Any) -> bool:
+    return type(obj) is _LRU_TYPE and obj.cache_parameters().get("maxsize") is not None
+
+
+def unexplained(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:
+    """Candidates still unexplained, e.g. after ``known`` adopted a holder."""
+    return _unexplained(survivors, candidates, context, known)
 
 
 def recheck_orphans(survivors: Survivors, orphans: list[int], context: Context, known: KnownHolders) -> list[int]:

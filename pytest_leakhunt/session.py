@@ -48,11 +48,9 @@ class LeakHunt:
         self._shared_checked = -1000
         self._harness_codes: frozenset[types.CodeType] = frozenset()
         self._hookimpl_count = -1
-        self._started_tracing = False
         self.known.refresh()  # finds C-level caches; needs the heap unfrozen
-        if settings.trace and not tracemalloc.is_tracing():
-            tracemalloc.start(settings.trace_depth)
-            self._started_tracing = True
+        #: trace only inside check windows, unless the user already traces the whole run
+        self._trace_windows = settings.trace and not tracemalloc.is_tracing()
 
     # -- configuration-time validation ------------------------------------
 
@@ -66,6 +64,17 @@ class LeakHunt:
         if needed and not self.config.pluginmanager.has_plugin(_RUNTEST_PLUGIN):
             self.config.pluginmanager.register(RuntestHooks(self), _RUNTEST_PLUGIN)
 
+    def open_window(self, item: pytest.Item, policy: TestPolicy) -> None:
+        """Everything alive now is old; with --leaks-trace, allocations from here on are traced.
+
+        Tracing only inside windows keeps collection, reporting and the time
+        between tests at full speed: tracemalloc slows every allocation it sees.
+        """
+        item.stash[WINDOW_KEY] = policy
+        if self._trace_windows:
+            tracemalloc.start(self.settings.trace_depth)
+        census.begin()
+
     def close_window(self, item: pytest.Item) -> None:
         policy = item.stash.get(WINDOW_KEY, None)
         if policy is None:
@@ -77,6 +86,8 @@ class LeakHunt:
             verdict = TestLeaks(nodeid=item.nodeid, outcome="failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             census.end()
+            if self._trace_windows:
+                tracemalloc.stop()
         item.stash[VERDICT_KEY] = verdict
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
@@ -118,8 +129,6 @@ class LeakHunt:
     def pytest_unconfigure(self) -> None:
         self._chains.clear()
         self._shared = None
-        if self._started_tracing:
-            tracemalloc.stop()
 
     # -- the check itself -----------------------------------------------------
 
@@ -242,11 +251,25 @@ class LeakHunt:
         needed = [anchor_of[p] for p in units if anchor_of[p] not in chains]
         if needed:
             found = retainers.find_chains([objs[a] for a in needed], ignore=[objs, candidates, units, chains, needed])
+            cached = []
             for a, chain in zip(needed, found):
-                if len(chain) > 1:
+                if len(chain) > 1 and census.is_bounded_cache(chain[-2]):
+                    # a bounded cache on some instance (a per-object lru_cache): learn it, judge again
+                    self.known.adopt(chain[-2])
+                    cached.append(a)
+                elif len(chain) > 1:
                     chains[a] = chain
-                    self._chains.store(chain, census.qualified_type(objs[a]))
-            del found
+            del found, chain
+            if cached:
+                still = set(census.unexplained(survivors, cached, context, self.known))
+                for a in cached:
+                    if a not in still:
+                        units.pop(next(p for p in units if anchor_of[p] == a), None)
+                needed = [a for a in needed if a not in cached or a in still]
+                by_type = {t: [p for p in ps if p in units] for t, ps in by_type.items()}
+            for a in needed:
+                if a in chains:
+                    self._chains.store(chains[a], census.qualified_type(objs[a]))
             orphans = [a for a in needed if a not in chains]
             if orphans:
                 # no module reaches them: perhaps only old garbage does, which a full collection frees
@@ -325,8 +348,7 @@ class RuntestHooks:
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
         policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.hunt.settings)
         if policy.check or "leak_tracker" in getattr(item, "fixturenames", ()):
-            item.stash[WINDOW_KEY] = policy
-            census.begin()
+            self.hunt.open_window(item, policy)
         return (yield)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)

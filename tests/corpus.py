@@ -224,6 +224,7 @@ CLEAN: tuple[Case, ...] = (
     Case("parametrized_objects", "import pytest, corpusapp\n@pytest.mark.parametrize('order', [corpusapp.Order(1)])\ndef test_it(order):\n    assert order.n == 1\n"),
     Case("failing_test_locals", "class Big:\n    pass\ndef test_it():\n    local = Big()\n    assert local is None\n"),
     Case("json_roundtrip", "import json\ndef test_it():\n    assert json.loads(json.dumps({'a': [1, 2]})) == {'a': [1, 2]}\n"),
+    Case("importlib_metadata", "import importlib.metadata\ndef test_it():\n    importlib.metadata.version('pytest')\n"),
     Case("subprocess_run", "import subprocess, sys\ndef test_it():\n    subprocess.run([sys.executable, '-c', 'pass'], check=True)\n"),
 )
 

@@ -222,3 +222,35 @@ def test_module_fixture_value_is_not_a_leak_but_what_tests_add_to_it_is(pytester
     result = pytester.runpytest("--detect-leaks", "-v")
     result.stdout.fnmatch_lines(["*::test_first PASSED*", "*::test_second LEAKED*"])
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
+
+
+def test_chain_starts_at_the_module_that_owns_the_global(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        app="class Bus:\n    def __init__(self):\n        self.listeners = []\n\nbus = Bus()\n",
+        test_it="from app import bus\n\nclass Widget:\n    pass\n\ndef test_it():\n    bus.listeners.append(Widget())\n",
+    )
+    result = pytester.runpytest("--detect-leaks")
+    result.stdout.fnmatch_lines(["*held by: app.bus.listeners[[]0[]] -> test_it.Widget"])
+
+
+def test_repeated_leak_is_reported_on_every_test_with_its_own_index(pytester: pytest.Pytester) -> None:
+    """The second and later tests reuse the first chain (no heap walk); the report must still be exact."""
+    pytester.makepyfile(
+        """
+        import pytest
+        HELD = []
+        class Thing:
+            pass
+        @pytest.mark.parametrize("n", range(4))
+        def test_leaks(n):
+            for _ in range(n + 1):
+                HELD.append(Thing())
+        """
+    )
+    result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json")
+    assert result.parseoutcomes() == {"passed": 4, "leaked": 4}
+    tests = json.loads((pytester.path / "out.json").read_text())["tests"]
+    counts = [test["leaks"][0]["count"] for test in tests]
+    paths = [test["leaks"][0]["retained_by"][-1] for test in tests]
+    assert counts == [1, 2, 3, 4]
+    assert paths == ["[0]", "[1]", "[3]", "[6]"]
