@@ -260,9 +260,6 @@ class Survivors:
         counts = collections.Counter(map(id, gc.get_referents(*objs)))
         self.internal = [counts[id(o)] for o in objs]
 
-    def __len__(self) -> int:
-        return len(self.objs)
-
     def external(self, i: int) -> int:
         """References to survivor *i* from outside the survivors (our own list excluded)."""
         return sys.getrefcount(self.objs[i]) - 2 - self.internal[i]
@@ -272,7 +269,7 @@ class Survivors:
         internal = self.internal
         return [i for i in range(len(objs)) if sys.getrefcount(objs[i]) - 2 > internal[i]]
 
-    def closure(self, start: Iterable[int], stop: set[int] | None = None) -> set[int]:
+    def closure(self, start: Iterable[int]) -> set[int]:
         """Survivors reachable from *start* through survivors (not through old objects)."""
         seen = set(start)
         stack = list(seen)
@@ -281,7 +278,7 @@ class Survivors:
             i = stack.pop()
             for ref in gc.get_referents(objs[i]):
                 j = index.get(id(ref))
-                if j is not None and j >= 0 and j not in seen and (stop is None or j not in stop):
+                if j is not None and j >= 0 and j not in seen:
                     seen.add(j)
                     stack.append(j)
         return seen
@@ -364,14 +361,6 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
         return _STOP if obj.cache_parameters().get("maxsize") is not None else _NEUTRAL
     origin = _origin(obj, harness_codes)
     return _NEUTRAL if origin is None else _STOP if _is_harness(origin) else _SUBJECT
-
-
-@dataclass
-class Verdict:
-    """Indices (into Survivors.objs) of the roots that nothing explains."""
-
-    leaked_roots: list[int]
-    closure: set[int]
 
 
 def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolders) -> list[int]:
