@@ -48,7 +48,6 @@ class LeakHunt:
         self._shared_checked = -1000
         self._harness_codes: frozenset[types.CodeType] = frozenset()
         self._hookimpl_count = -1
-        self.known.refresh()  # finds C-level caches; needs the heap unfrozen
         #: trace only inside check windows, unless the user already traces the whole run
         self._trace_windows = settings.trace and not tracemalloc.is_tracing()
 
@@ -71,6 +70,7 @@ class LeakHunt:
         between tests at full speed: tracemalloc slows every allocation it sees.
         """
         item.stash[WINDOW_KEY] = policy
+        self.known.refresh()  # the first call probes C-level caches, which needs the heap unfrozen
         if self._trace_windows:
             tracemalloc.start(self.settings.trace_depth)
         census.begin()
