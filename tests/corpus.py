@@ -228,5 +228,16 @@ CLEAN: tuple[Case, ...] = (
     Case("subprocess_run", "import subprocess, sys\ndef test_it():\n    subprocess.run([sys.executable, '-c', 'pass'], check=True)\n"),
 )
 
+#: A two-test module for option and report tests: test_leaks leaks one Thing, test_clean does not.
+SMALL_SUITE = """
+HELD = []
+class Thing:
+    pass
+def test_leaks():
+    HELD.append(Thing())
+def test_clean():
+    Thing()
+"""
+
 #: Clean cases that fail on purpose (their own failure, not a leak).
 EXPECTED_FAILURES = frozenset({"failing_test_locals"})

@@ -9,15 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-LEAKY = """
-HELD = []
-class Thing:
-    pass
-def test_leaks():
-    HELD.append(Thing())
-def test_clean():
-    Thing()
-"""
+from corpus import SMALL_SUITE as LEAKY
 
 
 def test_failing_test_keeps_its_failure_and_shows_the_leak(pytester: pytest.Pytester) -> None:

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-LEAKY = """
-import pytest
-HELD = []
-class Thing:
-    pass
-def test_leaks():
-    HELD.append(Thing())
-def test_clean():
-    Thing()
-"""
+from corpus import SMALL_SUITE as LEAKY
 
 
 def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
