@@ -6,7 +6,12 @@ from typing import Iterator
 
 import pytest
 
-from pytest_leakhunt.config import ALLOW_LEAKS_SIGNATURE, NO_LEAKS_SIGNATURE, OPTIONS, resolve
+from pytest_leakhunt.config import (
+    ALLOW_LEAKS_SIGNATURE,
+    NO_LEAKS_SIGNATURE,
+    OPTIONS,
+    resolve,
+)
 from pytest_leakhunt.session import TRACKER_KEY, LeakHunt
 from pytest_leakhunt.tracker import LeakTracker
 

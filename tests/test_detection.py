@@ -8,7 +8,6 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from corpus import SMALL_SUITE as LEAKY
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from corpus import SMALL_SUITE as LEAKY
 
 
