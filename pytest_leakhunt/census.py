@@ -108,6 +108,11 @@ _STDLIB_HOLDERS: tuple[tuple[str, str, str], ...] = (
 _LRU_TYPE: type = type(functools.lru_cache(maxsize=1)(lambda: None))
 
 
+def is_bounded_cache(obj: Any) -> bool:
+    """An ``lru_cache`` with a maxsize: it evicts by design, it does not grow without bound."""
+    return type(obj) is _LRU_TYPE and obj.cache_parameters().get("maxsize") is not None
+
+
 def _lookup(module: str, attr: str) -> tuple[bool, Any]:
     mod = sys.modules.get(module)
     if mod is None or not hasattr(mod, attr):
@@ -157,7 +162,7 @@ class KnownHolders:
             for value in values:
                 # The runtime's own caches, and bounded caches anywhere: an LRU with
                 # a maxsize evicts, it does not grow without bound.
-                if type(value) is _LRU_TYPE and (in_stdlib or value.cache_parameters().get("maxsize") is not None):
+                if type(value) is _LRU_TYPE and (in_stdlib or is_bounded_cache(value)):
                     self._add_lru(value)
                 elif in_stdlib and isinstance(value, type) and value.__module__ == name:
                     # cached methods of stdlib classes (importlib.metadata's FastPath)
@@ -323,10 +328,10 @@ def _origin(obj: Any, harness_codes: frozenset[types.CodeType]) -> str | None:
 def is_subject(obj: Any, harness_codes: frozenset[types.CodeType]) -> bool:
     """True for objects a leak is about: neither a plain container nor harness bookkeeping."""
     origin = _origin(obj, harness_codes)
-    return origin is not None and not _is_harness(origin) and not _is_weak(obj)
+    return origin is not None and not is_harness_module(origin) and not _is_weak(obj)
 
 
-def _is_harness(module: str) -> bool:
+def is_harness_module(module: str) -> bool:
     head = module.split(".", 1)[0]
     return head in HARNESS_MODULES
 
@@ -352,15 +357,15 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
             verdict = _STOP
         else:
             origin = _origin(obj, harness_codes)
-            verdict = _NEUTRAL if origin is None else _STOP if _is_harness(origin) else _SUBJECT
+            verdict = _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
         _TYPE_VERDICT[cls] = verdict
     if verdict != _DYNAMIC:
         return verdict
     if cls is _LRU_TYPE:
         # a bounded cache evicts by design; an unbounded one is judged by what it keeps
-        return _STOP if obj.cache_parameters().get("maxsize") is not None else _NEUTRAL
+        return _STOP if is_bounded_cache(obj) else _NEUTRAL
     origin = _origin(obj, harness_codes)
-    return _NEUTRAL if origin is None else _STOP if _is_harness(origin) else _SUBJECT
+    return _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
 
 
 def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolders) -> list[int]:
@@ -561,7 +566,7 @@ def _refs_of(holder: Any, wanted: dict[int, int]) -> list[Any]:
 
 
 def _attrs(holder: Any) -> dict[str, Any] | None:
-    if isinstance(holder, _CONTAINERS) or isinstance(holder, type):
+    if isinstance(holder, CONTAINERS) or isinstance(holder, type):
         return None
     try:
         attrs = vars(holder)
@@ -570,7 +575,7 @@ def _attrs(holder: Any) -> dict[str, Any] | None:
     return attrs if type(attrs) is dict else None
 
 
-_CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
+CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
 
 
 def expand_holders(holders: Iterable[Any]) -> list[Any]:
@@ -606,10 +611,6 @@ def _expand(holders: Iterable[Any], index: dict[int, int]) -> Iterator[Any]:
 
 
 _CONTAINER_EXACT = frozenset({dict, list, tuple, set, collections.deque, collections.OrderedDict, collections.defaultdict})
-
-
-def is_bounded_cache(obj: Any) -> bool:
-    return type(obj) is _LRU_TYPE and obj.cache_parameters().get("maxsize") is not None
 
 
 def unexplained(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from pympler import asizeof
 
-from pytest_leakhunt.census import _LRU_TYPE, HARNESS_MODULES, qualified_type
+from pytest_leakhunt.census import _LRU_TYPE, is_harness_module, qualified_type
 
 #: Levels searched upward from a leaked object.
 _MAX_DEPTH = 12
@@ -62,7 +62,7 @@ def find_chains(targets: list[Any], ignore: Iterable[Any] = ()) -> list[list[Any
                 key = id(holder)
                 if key in skip or key in parent:
                     continue
-                if _is_harness_object(holder):
+                if is_harness_module(type(holder).__module__):
                     continue  # pytest's own state is not a retention path worth naming
                 link = next((ref for ref in gc.get_referents(holder) if id(ref) in wanted), None)
                 if link is None or link is type(holder):
@@ -94,10 +94,6 @@ def _holder_rank(holder: Any) -> int:
     if isinstance(holder, (type, types.FunctionType, types.MethodType)):
         return 1
     return 2
-
-
-def _is_harness_object(obj: Any) -> bool:
-    return type(obj).__module__.split(".", 1)[0] in HARNESS_MODULES
 
 
 def find_chain(obj: Any, ignore: Iterable[Any] = ()) -> list[Any]:

@@ -30,8 +30,6 @@ TRACKER_KEY = pytest.StashKey[LeakTracker]()
 #: At most this many retainer chains per test; each costs a walk of the heap.
 MAX_CHAINS = 8
 _RUNTEST_PLUGIN = "leakhunt-runtest"
-#: Extra objects, owned by a plugin, whose attributes are harness state too.
-_CONTAINER_TYPES = (dict, list, tuple, set, collections.deque)
 
 
 class LeakHunt:
@@ -393,7 +391,7 @@ def _harness_state(obj: Any, depth: int) -> Iterator[Any]:
     if depth <= 1:
         return
     for value in list(getattr(obj, "__dict__", {}).values()):
-        if isinstance(value, (type, types.ModuleType, types.FunctionType, types.MethodType, *_CONTAINER_TYPES)):
+        if isinstance(value, (type, types.ModuleType, types.FunctionType, types.MethodType, *census.CONTAINERS)):
             continue
         if hasattr(value, "__dict__") and value is not obj:
             yield from _harness_state(value, depth - 1)
