@@ -157,8 +157,8 @@ def mode_args(mode: str) -> list[str]:
     }[mode]
 
 
-def run_once(py: Path, suite: Suite, mode: str) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in KiB, and the last line pytest printed."""
+def run_once(py: Path, suite: Suite, mode: str) -> tuple[Sample, str]:
+    """Wall and CPU seconds, peak RSS, and the last line pytest printed."""
     env = {**os.environ, **suite.env, "PYTHONPATH": str(WORK / "plugins"), "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *suite.args, *mode_args(mode)]
     start = time.perf_counter()
@@ -169,50 +169,68 @@ def run_once(py: Path, suite: Suite, mode: str) -> tuple[float, int, str]:
     _, status, usage = os.wait4(proc.pid, 0)  # reap it ourselves to get its own peak RSS
     proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
-    rss = usage.ru_maxrss
+    sample = Sample(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{suite.name} [{mode}] crashed with {proc.returncode}:\n{out[-3000:]}")
     last = next((line for line in reversed(out.splitlines()) if line.strip()), "")
-    return elapsed, rss, last
+    return sample, last
 
 
-def measure(py: Path, suites: list[Suite], modes: list[str], repeats: int) -> dict[tuple[str, str], list[tuple[float, int]]]:
-    results: dict[tuple[str, str], list[tuple[float, int]]] = {}
+@dataclass(frozen=True)
+class Sample:
+    wall: float
+    cpu: float
+    rss_kib: int
+
+
+Results = dict[tuple[str, str], list[Sample]]
+
+
+def measure(py: Path, suites: list[Suite], modes: list[str], repeats: int) -> Results:
+    results: Results = {}
     for suite in suites:
         for rep in range(repeats):
             for mode in modes:  # interleaved: a noisy minute hits every mode alike
-                seconds, rss, last = run_once(py, suite, mode)
-                results.setdefault((suite.name, mode), []).append((seconds, rss))
-                print(f"  {suite.name:32} {mode:7} run {rep + 1}: {seconds:7.2f} s  {rss / 1024:7.1f} MiB  {last}", flush=True)
+                sample, last = run_once(py, suite, mode)
+                results.setdefault((suite.name, mode), []).append(sample)
+                print(
+                    f"  {suite.name:32} {mode:7} run {rep + 1}: {sample.wall:7.2f} s wall {sample.cpu:7.2f} s cpu "
+                    f"{sample.rss_kib / 1024:7.1f} MiB  {last}",
+                    flush=True,
+                )
     return results
 
 
-def table(suites: list[Suite], modes: list[str], results: dict[tuple[str, str], list[tuple[float, int]]]) -> str:
+def ratio(results: Results, suite: Suite, mode: str, metric: str) -> float:
+    """Median over rounds of mode/plain within the same round: drift between rounds cancels out."""
+    pairs = zip(results[(suite.name, mode)], results[(suite.name, "plain")])
+    return statistics.median(getattr(m, metric) / getattr(p, metric) for m, p in pairs)
+
+
+def table(suites: list[Suite], modes: list[str], results: Results) -> str:
+    others = [m for m in modes if m != "plain"]
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPython {platform.python_version()}; "
-        f"median wall time of interleaved runs, ratio to plain pytest.",
+        f"wall-time ratio to plain pytest in the same round, median over {len(results[(suites[0].name, 'plain')])} "
+        "interleaved rounds; CPU ratio (user+sys of the pytest process) alongside, less sensitive to a noisy host.",
         "",
-        "| suite | plain | " + " | ".join(m for m in modes if m != "plain") + " | peak RSS detect/plain |",
-        "| --- | --- | " + " | ".join("---" for m in modes if m != "plain") + " | --- |",
+        "| suite | plain | " + " | ".join(others) + (" | detect (CPU) | peak RSS detect/plain |" if "detect" in modes else " |"),
+        "| --- | --- | " + " | ".join("---" for _ in others) + (" | --- | --- |" if "detect" in modes else " |"),
     ]
     for suite in suites:
-        plain = statistics.median(s for s, _ in results[(suite.name, "plain")])
-        cells = [f"{plain:.2f} s"]
-        for mode in modes:
-            if mode == "plain":
-                continue
-            value = statistics.median(s for s, _ in results[(suite.name, mode)])
-            cells.append(f"{value / plain:.2f}x")
-        rss_plain = statistics.median(r for _, r in results[(suite.name, "plain")])
-        rss_detect = statistics.median(r for _, r in results[(suite.name, "detect")]) if "detect" in modes else rss_plain
-        lines.append(f"| {suite.name} | " + " | ".join(cells) + f" | {rss_detect / rss_plain:.2f}x |")
+        plain = statistics.median(s.wall for s in results[(suite.name, "plain")])
+        cells = [f"{plain:.2f} s", *(f"{ratio(results, suite, mode, 'wall'):.2f}x" for mode in others)]
+        if "detect" in modes:
+            cells.append(f"{ratio(results, suite, 'detect', 'cpu'):.2f}x")
+            cells.append(f"{ratio(results, suite, 'detect', 'rss_kib'):.2f}x")
+        lines.append(f"| {suite.name} | " + " | ".join(cells) + " |")
     synthetic_suites = [s for s in suites if s.tests]
     if "detect" in modes and synthetic_suites:
         lines.append("")
         for suite in synthetic_suites:
-            plain = statistics.median(s for s, _ in results[(suite.name, "plain")])
-            detect = statistics.median(s for s, _ in results[(suite.name, "detect")])
-            lines.append(f"- {suite.name}: --detect-leaks adds {1e6 * (detect - plain) / suite.tests:.0f} µs per test")
+            plain = statistics.median(s.cpu for s in results[(suite.name, "plain")])
+            detect = statistics.median(s.cpu for s in results[(suite.name, "detect")])
+            lines.append(f"- {suite.name}: --detect-leaks adds {1e6 * (detect - plain) / suite.tests:.0f} µs of CPU per test")
     return "\n".join(lines)
 
 

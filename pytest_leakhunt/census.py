@@ -27,6 +27,7 @@ Only this module and ``retainers`` talk to ``gc``.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import functools
 import gc
@@ -106,6 +107,7 @@ _STDLIB_HOLDERS: tuple[tuple[str, str, str], ...] = (
 )
 
 _LRU_TYPE: type = type(functools.lru_cache(maxsize=1)(lambda: None))
+_CODEC_INFO: type = codecs.CodecInfo
 
 
 def is_bounded_cache(obj: Any) -> bool:
@@ -138,6 +140,7 @@ class KnownHolders:
     _seen_modules: set[str] = field(default_factory=set)
     _module_count: int = -1
     _probed: bool = False
+    _codec_probed: bool = False
     _ids: set[int] = field(default_factory=set)
     _ids_for: int = -1
 
@@ -148,7 +151,7 @@ class KnownHolders:
         self._module_count = len(sys.modules)
         if not self._probed:
             self._probed = True
-            self.containers.extend(_probe_c_caches())
+            self.containers.extend(_struct_caches())
         stdlib = getattr(sys, "stdlib_module_names", frozenset())
         for name, module in list(sys.modules.items()):
             if name in self._seen_modules or module is None:
@@ -211,23 +214,29 @@ class KnownHolders:
                     yield value
 
 
-def _probe_c_caches() -> list[Any]:
-    """Find first-use caches that live in C state (codec search cache, struct formats).
+    def codec_cache(self) -> list[Any]:
+        """The codec search cache, found the first time a new ``CodecInfo`` needs explaining.
 
-    They have no Python name; asking who holds a known entry finds them. Runs
-    once per session, outside any check window.
-    """
-    import codecs
+        It lives in C state with no Python name; asking who holds a known entry
+        finds it, at the price of a walk of the whole (unfrozen) heap, so only
+        tests that looked up a codec for the first time pay it, once.
+        """
+        if self._codec_probed:
+            return []
+        self._codec_probed = True
+        end()  # get_referrers does not see frozen objects, and the cache is old
+        entry = codecs.lookup("utf-8")
+        found = [r for r in gc.get_referrers(entry) if type(r) is dict and "utf_8" in r]
+        self.containers.extend(found)
+        return found
 
-    found: list[Any] = []
-    entry = codecs.lookup("utf-8")
-    for referrer in gc.get_referrers(entry):
-        if type(referrer) is dict and "utf_8" in referrer:
-            found.append(referrer)
+
+def _struct_caches() -> list[Any]:
+    """The struct module's format cache: C state, reachable from the module object."""
     struct_mod = sys.modules.get("_struct")
-    if struct_mod is not None:
-        found.extend(r for r in gc.get_referents(struct_mod) if type(r) is dict)
-    return found
+    if struct_mod is None:
+        return []
+    return [r for r in gc.get_referents(struct_mod) if type(r) is dict]
 
 
 @dataclass
@@ -258,12 +267,26 @@ class Survivors:
     def __init__(self) -> None:
         gc.collect()
         self.objs: list[Any] = gc.get_objects()
-        objs = self.objs
-        self.index: dict[int, int] = {id(objs[i]): i for i in range(len(objs))}
-        self.index[id(objs)] = -1
-        # One C-level call lists every reference between survivors (and to old objects).
-        counts = collections.Counter(map(id, gc.get_referents(*objs)))
-        self.internal = [counts[id(o)] for o in objs]
+        self._index: dict[int, int] | None = None
+        self._internal: list[int] = []
+
+    @property
+    def index(self) -> dict[int, int]:
+        """Survivor position by id; built on first use, since most checks end before they need it."""
+        if self._index is None:
+            objs = self.objs
+            self._index = {id(objs[i]): i for i in range(len(objs))}
+            self._index[id(objs)] = -1
+            # One C-level call lists every reference between survivors (and to old objects).
+            counts = collections.Counter(map(id, gc.get_referents(*objs)))
+            self._internal = [counts[id(o)] for o in objs]
+        return self._index
+
+    @property
+    def internal(self) -> list[int]:
+        """References to each survivor from other survivors."""
+        _ = self.index
+        return self._internal
 
     def external(self, i: int) -> int:
         """References to survivor *i* from outside the survivors (our own list excluded)."""
@@ -290,8 +313,8 @@ class Survivors:
 
     def close(self) -> None:
         self.objs.clear()
-        self.index.clear()
-        self.internal.clear()
+        self._index = None
+        self._internal = []
 
 
 def qualified_type(obj: Any) -> str:
@@ -344,6 +367,12 @@ def _is_weak(obj: Any) -> bool:
 _NEUTRAL, _STOP, _SUBJECT, _DYNAMIC = 0, 1, 2, 3
 _DYNAMIC_TYPES = (types.FunctionType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 _TYPE_VERDICT: dict[type, int] = {}
+_CODE_OF = {
+    types.FunctionType: "__code__",
+    types.GeneratorType: "gi_code",
+    types.CoroutineType: "cr_code",
+    types.AsyncGeneratorType: "ag_code",
+}
 
 
 def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
@@ -361,11 +390,46 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
         _TYPE_VERDICT[cls] = verdict
     if verdict != _DYNAMIC:
         return verdict
+    code = _CODE_OF.get(cls)
+    if code is not None and getattr(obj, code) in harness_codes:
+        return _STOP  # a hook's generator or a lambda of pytest's runner: the common case, kept fast
     if cls is _LRU_TYPE:
         # a bounded cache evicts by design; an unbounded one is judged by what it keeps
         return _STOP if is_bounded_cache(obj) else _NEUTRAL
     origin = _origin(obj, harness_codes)
     return _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
+
+
+def quick_clean(survivors: Survivors, context: Context, slots: list[Any]) -> bool:
+    """True when no survivor can be a leak: the check of almost every test ends here.
+
+    Every reported leak contains a subject (see ``_not_benign``), so a test whose
+    survivors hold none is clean without finding roots. Subjects referenced only
+    by *slots* (harness holders that explained earlier tests, such as the
+    logging plugin's per-phase capture stream) are clean too, provided those
+    references are all there are. Anything else goes to the full analysis.
+    """
+    objs = survivors.objs
+    verdicts = _TYPE_VERDICT
+    unsettled = {kind for kind in set(map(type, objs)) if verdicts.get(kind, _DYNAMIC) >= _SUBJECT}
+    if not unsettled:
+        return True
+    harness_codes, ignore = context.harness_codes, context.ignore_types
+    subjects = [
+        obj
+        for obj in objs
+        if type(obj) in unsettled and _verdict(obj, harness_codes) == _SUBJECT and qualified_type(obj) not in ignore
+    ]
+    if not subjects:
+        return True
+    if not slots:
+        return False
+    # Count each holder's references once: through its attribute dict when it has one.
+    views = [_attrs(holder) or holder for holder in slots]
+    held = list(map(id, gc.get_referents(*views)))
+    del views
+    # References we hold ourselves: survivors.objs, subjects, the loop variable, getrefcount's argument.
+    return all(sys.getrefcount(s) - 4 == held.count(id(s)) for s in subjects)
 
 
 def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolders) -> list[int]:
@@ -517,19 +581,21 @@ def _unexplained(survivors: Survivors, candidates: list[int], context: Context, 
         return done
 
     shared = context.shared(False)
-    if settle_with(shared[:_HOT], expanded=True):
-        _promote(shared, shared[:_HOT])
+    if settle_with(shared[:HOT], expanded=True):
+        _promote(shared, shared[:HOT])
     elif not settle_with(context.holders()):
         for value in known.values():
             if id(value) in need:
                 settle_with([[value]])
         if need and not settle_with(shared, expanded=True):
             settle_with(context.shared(True), expanded=True)
+    if need and any(isinstance(objs[i], _CODEC_INFO) for i in candidates if id(objs[i]) in need):
+        settle_with(known.codec_cache(), expanded=True)
     return [i for i in candidates if id(objs[i]) in need]
 
 
 #: How many of the most recently useful shared holders are tried before the test's own.
-_HOT = 4
+HOT = 4
 
 
 def _promote(holders: list[Any], hits: list[Any]) -> None:
