@@ -99,15 +99,45 @@ class TestLeaks:
 
 @dataclass
 class RunTotals:
-    """Counters for the whole session (mutable: it accumulates)."""
+    """Verdicts for the whole session (mutable: it accumulates).
 
-    tests_checked: int = 0
-    results: list[TestLeaks] = field(default_factory=list)
-    allowed: list[tuple[str, str]] = field(default_factory=list)
+    Kept by test id, so a test that runs again (pytest-rerunfailures) counts
+    once, with the verdict of its last run.
+    """
+
+    checked: set[str] = field(default_factory=set)
+    found: dict[str, TestLeaks] = field(default_factory=dict)
+    allowed: dict[str, str] = field(default_factory=dict)
+
+    def record(self, nodeid: str, result: TestLeaks | None) -> None:
+        """A checked test's verdict; None when it left nothing behind."""
+        self.checked.add(nodeid)
+        self.found.pop(nodeid, None)
+        if result is not None:
+            self.found[nodeid] = result
+
+    def allow(self, nodeid: str, reason: str) -> None:
+        self.allowed[nodeid] = reason
+
+    def merge(self, other: RunTotals) -> None:
+        """Fold in another process's totals (an xdist worker's)."""
+        for nodeid in sorted(other.checked - set(other.found)):
+            self.record(nodeid, None)
+        for nodeid, result in other.found.items():
+            self.record(nodeid, result)
+        self.allowed.update(other.allowed)
+
+    @property
+    def tests_checked(self) -> int:
+        return len(self.checked)
+
+    @property
+    def results(self) -> list[TestLeaks]:
+        return list(self.found.values())
 
     @property
     def leaking(self) -> list[TestLeaks]:
-        return [r for r in self.results if r.leaks or r.error]
+        return [r for r in self.found.values() if r.leaks or r.error]
 
     def summary(self) -> dict[str, int]:
         leaking = self.leaking
@@ -117,6 +147,21 @@ class RunTotals:
             "objects_leaked": sum(r.objects for r in leaking),
             "bytes_retained": sum(r.retained_bytes for r in leaking),
         }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checked": sorted(self.checked),
+            "found": [result.to_json() for result in self.found.values()],
+            "allowed": dict(self.allowed),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunTotals:
+        totals = cls(checked=set(data.get("checked", ())), allowed=dict(data.get("allowed", {})))
+        for item in data.get("found", ()):
+            result = TestLeaks.from_json(item)
+            totals.found[result.nodeid] = result
+        return totals
 
 
 def render_path(segments: tuple[str, ...] | list[str]) -> str:

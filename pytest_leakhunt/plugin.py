@@ -39,7 +39,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{ALLOW_LEAKS_SIGNATURE}: do not check this test under --detect-leaks; the reason is shown in the summary.",
     )
-    config.pluginmanager.register(LeakHunt(config, resolve(config)), _PLUGIN_NAME)
+    hunt = LeakHunt(config, resolve(config))
+    config.pluginmanager.register(hunt, _PLUGIN_NAME)
+    if config.pluginmanager.hasplugin("xdist"):
+        from pytest_leakhunt.xdist_hooks import XdistHooks
+
+        config.pluginmanager.register(XdistHooks(hunt), "leakhunt-xdist")
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def render_summary(totals: RunTotals) -> list[str]:
             )
         else:
             lines.append(f"ERROR {result.nodeid}: leakhunt could not check it: {result.error}")
-    for nodeid, reason in totals.allowed:
+    for nodeid, reason in totals.allowed.items():
         lines.append(f"allowed {nodeid}: {reason}")
     summary = totals.summary()
     lines.append(

@@ -39,13 +39,18 @@ class LeakHunt:
         self.config = config
         self.settings = settings
         self.totals = RunTotals()
+        #: an xdist controller: its totals are the workers', merged by XdistHooks
+        self.distributed = False
+        self._checks = 0
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
         self._shared: list[Any] | None = None
         self._shared_key: tuple[int, int] = (-1, -1)
         self._shared_checked = -1000
         self._harness_codes: frozenset[types.CodeType] = frozenset()
-        self._hookimpl_count = -1
+        self._codes_generation = -1
+        #: bumped by every plugin registration; cached harness state is rebuilt when it moves
+        self._plugin_generation = 0
         #: trace only inside check windows, unless the user already traces the whole run
         self._trace_windows = settings.trace and not tracemalloc.is_tracing()
 
@@ -60,6 +65,9 @@ class LeakHunt:
         # The runtest hooks cost a few microseconds per test: only pay them when some test is checked.
         if needed and not self.config.pluginmanager.has_plugin(_RUNTEST_PLUGIN):
             self.config.pluginmanager.register(RuntestHooks(self), _RUNTEST_PLUGIN)
+
+    def pytest_plugin_registered(self) -> None:
+        self._plugin_generation += 1
 
     def open_window(self, item: pytest.Item, policy: TestPolicy) -> None:
         """Everything alive now is old; with --leaks-trace, allocations from here on are traced.
@@ -78,6 +86,7 @@ class LeakHunt:
         if policy is None:
             return
         del item.stash[WINDOW_KEY]
+        self._checks += 1
         try:
             verdict = self._check(item, policy)
         except Exception as exc:  # reported on the test, never raised into pytest
@@ -90,25 +99,19 @@ class LeakHunt:
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
         data = getattr(report, "leakhunt", None)
-        if report.when == "teardown" and isinstance(data, dict) and data.get("leaked"):
+        # outcome "rerun" (pytest-rerunfailures) keeps its own status: the last run decides
+        if report.when == "teardown" and report.outcome == "failed" and isinstance(data, dict) and data.get("leaked"):
             return "leaked", "L", ("LEAKED", {"red": True})
         return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Totals come from reports, so xdist workers' findings arrive here on the controller too."""
-        data = getattr(report, "leakhunt", None)
-        if report.when != "teardown" or not isinstance(data, dict):
+        """Totals of the tests this process ran; an xdist controller gets its workers' at node shutdown."""
+        if self.distributed:
             return
-        if "allowed" in data:
-            self.totals.allowed.append((report.nodeid, data["allowed"]))
-            return
-        if data.get("checked"):
-            self.totals.tests_checked += 1
-        if "result" in data:
-            self.totals.results.append(TestLeaks.from_json(data["result"]))
+        record(self.totals, report)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not (self.totals.tests_checked or self.totals.allowed or self.totals.results):
+        if not (self.totals.checked or self.totals.allowed):
             return
         leaking = self.totals.leaking
         if leaking:
@@ -121,7 +124,7 @@ class LeakHunt:
             terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.settings.report_path and not hasattr(self.config, "workerinput"):
+        if self.settings.report_path and not hasattr(self.config, "workerinput"):  # a worker's go to the controller
             write_json(self.settings.report_path, self.totals, pytest.__version__)
 
     def pytest_unconfigure(self) -> None:
@@ -156,6 +159,8 @@ class LeakHunt:
                 harness_codes=self._hook_codes(),
                 ignore_types=policy.ignore_types,
             )
+            if census.quick_clean(survivors, context, self._shared[: census.HOT] if self._shared else []):
+                return [], 0
             candidates = census.find_leaked_roots(survivors, context, self.known)
             if not candidates:
                 return [], 0
@@ -194,11 +199,11 @@ class LeakHunt:
 
     def _shared_holders(self, fresh: bool) -> list[Any]:
         """Session-wide harness state, expanded once and reused until plugins or caches change."""
-        key = (len(self.config.pluginmanager.get_plugins()), len(self.known.containers))
+        key = (self._plugin_generation, len(self.known.containers))
         # a fresh look at most every 20 checks: a leaky suite would otherwise pay it on every test
-        fresh = fresh and self.totals.tests_checked - self._shared_checked >= 20
+        fresh = fresh and self._checks - self._shared_checked >= 20
         if fresh or self._shared is None or key != self._shared_key:
-            self._shared_checked = self.totals.tests_checked
+            self._shared_checked = self._checks
             roots: list[Any] = []
             for plugin in self.config.pluginmanager.get_plugins():
                 if plugin is not self and not isinstance(plugin, types.ModuleType):
@@ -211,9 +216,8 @@ class LeakHunt:
 
     def _hook_codes(self) -> frozenset[types.CodeType]:
         """Code objects of every hook implementation: their generators are harness frames."""
-        plugins = len(self.config.pluginmanager.get_plugins())
-        if plugins != self._hookimpl_count:
-            self._hookimpl_count = plugins
+        if self._plugin_generation != self._codes_generation:
+            self._codes_generation = self._plugin_generation
             impls = [
                 impl
                 for caller in vars(self.config.pluginmanager.hook).values()
@@ -383,6 +387,17 @@ class RuntestHooks:
             data["result"] = verdict.to_json()
         report.leakhunt = data  # type: ignore[attr-defined]
         return report
+
+
+def record(totals: RunTotals, report: pytest.TestReport) -> None:
+    """Add what a teardown report says about its test to *totals*."""
+    data = getattr(report, "leakhunt", None)
+    if report.when != "teardown" or not isinstance(data, dict):
+        return
+    if "allowed" in data:
+        totals.allow(report.nodeid, data["allowed"])
+    elif data.get("checked"):
+        totals.record(report.nodeid, TestLeaks.from_json(data["result"]) if "result" in data else None)
 
 
 def _harness_state(obj: Any, depth: int) -> Iterator[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from corpus import SMALL_SUITE as LEAKY
+from inner import write_ini
 
 
 def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
@@ -66,14 +67,14 @@ def test_flag_fails_the_leaking_test_and_the_run(pytester: pytest.Pytester) -> N
 
 
 def test_ini_twin_turns_detection_on(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\ndetect_leaks = true\n")
+    write_ini(pytester, "detect_leaks = true")
     pytester.makepyfile(LEAKY)
     result = pytester.runpytest()
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
 
 
 def test_cli_wins_over_ini(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\nleaks_trace_depth = 0\n")
+    write_ini(pytester, "leaks_trace_depth = 0")
     pytester.makepyfile(LEAKY)
     result = pytester.runpytest("--detect-leaks", "--leaks-trace-depth=3")
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
@@ -88,7 +89,7 @@ def test_cli_wins_over_ini(pytester: pytest.Pytester) -> None:
     ],
 )
 def test_bad_ini_value_is_a_usage_error_naming_the_ini(pytester: pytest.Pytester, ini: str, message: str) -> None:
-    pytester.makeini(f"[pytest]\n{ini}\n")
+    write_ini(pytester, ini)
     pytester.makepyfile(LEAKY)
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -111,7 +112,7 @@ def test_unwritable_report_path_is_a_usage_error(pytester: pytest.Pytester) -> N
 
 def test_report_path_that_is_a_directory_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.mkdir("out")
-    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\nleaks_report = out\n")
+    write_ini(pytester, "leaks_report = out")
     pytester.makepyfile(LEAKY)
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -56,11 +56,11 @@ def test_render_error_golden() -> None:
 
 
 def test_render_summary_golden() -> None:
-    totals = RunTotals(tests_checked=5)
-    totals.results.append(TestLeaks(nodeid="a.py::test_a", leaks=(ORDER, CART)))
-    totals.results.append(TestLeaks(nodeid="b.py::test_b", error="RuntimeError: boom"))
-    totals.results.append(TestLeaks(nodeid="c.py::test_c"))
-    totals.allowed.append(("d.py::test_d", "legacy cache"))
+    totals = RunTotals(checked={"e.py::test_e", "f.py::test_f"})
+    totals.record("a.py::test_a", TestLeaks(nodeid="a.py::test_a", leaks=(ORDER, CART)))
+    totals.record("b.py::test_b", TestLeaks(nodeid="b.py::test_b", error="RuntimeError: boom"))
+    totals.record("c.py::test_c", TestLeaks(nodeid="c.py::test_c"))
+    totals.allow("d.py::test_d", "legacy cache")
     assert render_summary(totals) == [
         "LEAKED a.py::test_a: shop.orders.Order x2 held by shop.orders.OrderService.history[0] (+1 more group)",
         "ERROR b.py::test_b: leakhunt could not check it: RuntimeError: boom",
@@ -70,9 +70,9 @@ def test_render_summary_golden() -> None:
 
 
 def test_json_roundtrip_and_schema() -> None:
-    totals = RunTotals(tests_checked=2)
+    totals = RunTotals(checked={"b.py::test_b"})
     result = TestLeaks(nodeid="a.py::test_a", leaks=(ORDER,), outcome="failed")
-    totals.results.append(result)
+    totals.record(result.nodeid, result)
     data = json.loads(json.dumps(to_json(totals, "9.0.0")))
     assert set(data) == {"version", "python", "pytest", "summary", "tests"}
     assert data["summary"] == {"tests_checked": 2, "tests_leaking": 1, "objects_leaked": 2, "bytes_retained": 2400}
