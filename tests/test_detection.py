@@ -158,6 +158,14 @@ def test_check_adds_no_references_to_what_it_finds(pytester: pytest.Pytester) ->
 
 
 def test_nothing_stays_frozen_after_the_session(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import gc
+        AT_START = gc.get_freeze_count()  # 3.12 starts with some objects frozen
+        def pytest_terminal_summary(terminalreporter):
+            terminalreporter.write_line(f"FROZEN start={AT_START} end={gc.get_freeze_count()}")
+        """
+    )
     pytester.makepyfile(
         LEAKY
         + """
@@ -168,9 +176,9 @@ def test_last():
     )
     result = pytester.runpytest_subprocess("--detect-leaks")
     assert result.parseoutcomes() == {"passed": 3, "leaked": 1}
-    import gc
-
-    assert gc.get_freeze_count() == 0
+    match = re.search(r"FROZEN start=(\d+) end=(\d+)", result.stdout.str())
+    assert match is not None
+    assert int(match.group(2)) <= int(match.group(1))
 
 
 def test_window_covers_function_fixture_setup_and_teardown(pytester: pytest.Pytester) -> None:
