@@ -27,7 +27,7 @@ _MAX_DEPTH = 12
 _MAX_WIDTH = 32
 
 
-def find_chains(targets: list[Any], ignore: Iterable[Any] = ()) -> list[list[Any]]:
+def find_chains(targets: list[Any], ignore: Iterable[Any] = (), module_globals: ModuleGlobals | None = None) -> list[list[Any]]:
     """For each target, the shortest chain from a module ([module, ..., target]); [target] if none.
 
     A level-by-level search from all targets at once: one ``gc.get_referrers``
@@ -47,21 +47,23 @@ def find_chains(targets: list[Any], ignore: Iterable[Any] = ()) -> list[list[Any
     found: dict[int, list[Any]] = {}
     frontier: list[Any] = list(targets)
     skip.update((id(parent), id(skip), id(found), id(targets)))
-    globals_of = _ModuleGlobals()
+    globals_of = module_globals if module_globals is not None else ModuleGlobals()
     try:
         for _ in range(_MAX_DEPTH):
             if len(found) == len(targets) or not frontier:
                 break
             del frontier[_MAX_WIDTH:]
             skip.add(id(frontier))
-            # A module global reached: no need to walk the heap for the last two links.
-            for obj, (module, namespace) in globals_of.holding(frontier):
-                chain = [module, namespace, obj]
-                while parent[id(chain[-1])] is not None:
-                    chain.append(parent[id(chain[-1])])
-                found.setdefault(id(chain[-1]), chain)
-                del chain
-            obj = module = namespace = None
+            # Reached something a module global holds: no need to walk the heap for the last links.
+            for obj in frontier:
+                prefix = globals_of.prefix(obj)
+                if prefix is not None:
+                    chain = [*prefix, obj]
+                    while parent[id(chain[-1])] is not None:
+                        chain.append(parent[id(chain[-1])])
+                    found.setdefault(id(chain[-1]), chain)
+                    del chain
+            obj = prefix = None
             if len(found) == len(targets):
                 break
             wanted = {id(o) for o in frontier}
@@ -96,43 +98,93 @@ def find_chains(targets: list[Any], ignore: Iterable[Any] = ()) -> list[list[Any
         parent.clear()
         found.clear()
         skip.clear()
-        globals_of.clear()
+        if module_globals is None:
+            globals_of.clear()
 
 
-class _ModuleGlobals:
-    """Which objects are bound to a module-level name, checked without a walk of the heap.
+class ModuleGlobals:
+    """Objects bound to a module-level name, one or two links down, found without a walk of the heap.
 
     ``gc.get_referrers`` compares every reference in the heap (a million objects:
-    tens of milliseconds per level), while every module namespace together holds
-    a few tens of thousands; most leaks sit one or two links below a global.
+    tens of milliseconds per level), while module namespaces, the attribute
+    dicts of the classes they define and the closures of their functions hold a
+    few tens of thousands; most leaks sit a link or two below one of those. The
+    index is built once per set of imported modules and keeps names, never
+    objects; a path it offers is resolved again and checked link by link, since
+    programs rebind names and addresses are reused.
     """
 
     def __init__(self) -> None:
-        self._namespaces: list[tuple[types.ModuleType, dict[str, Any]]] | None = None
-        self._ids: set[int] = set()
+        #: id of a held object -> (module name, global name, "global" | "class" | "closure", attribute or cell)
+        self._paths: dict[int, tuple[str, str, str, str | int]] = {}
+        self._modules = -1
 
-    def holding(self, objs: list[Any]) -> list[tuple[Any, tuple[types.ModuleType, dict[str, Any]]]]:
-        if self._namespaces is None:
-            self._namespaces = [
-                (module, vars(module))
-                for module in list(sys.modules.values())
-                if isinstance(module, types.ModuleType) and type(getattr(module, "__dict__", None)) is dict
-            ]
-            self._ids = set(map(id, gc.get_referents(*(namespace for _, namespace in self._namespaces))))
-        hits = {id(o): o for o in objs if id(o) in self._ids}
-        out: list[tuple[Any, tuple[types.ModuleType, dict[str, Any]]]] = []
-        for module, namespace in self._namespaces if hits else ():
-            for value in list(namespace.values()):
-                obj = hits.pop(id(value), None)
-                if obj is not None:
-                    out.append((obj, (module, namespace)))
-            if not hits:
-                break
-        return out
+    def prefix(self, obj: Any) -> list[Any] | None:
+        """``[module, namespace, ...]`` down to the object that references *obj*, verified; else None."""
+        if len(sys.modules) != self._modules:
+            self._build()
+        path = self._paths.get(id(obj))
+        if path is None:
+            return None
+        chain = _resolve(*path)
+        if chain is None or not _links_hold([*chain, obj]):
+            return None
+        return chain
 
     def clear(self) -> None:
-        self._namespaces = None
-        self._ids.clear()
+        self._paths.clear()
+        self._modules = -1
+
+    def _build(self) -> None:
+        self._modules = len(sys.modules)
+        paths: dict[int, tuple[str, str, str, str | int]] = {}
+        namespaces = [
+            (name, vars(module))
+            for name, module in list(sys.modules.items())
+            if isinstance(module, types.ModuleType) and type(getattr(module, "__dict__", None)) is dict
+        ]
+        for name, namespace in namespaces:  # direct globals first: they make the shortest chains
+            for key, value in list(namespace.items()):
+                paths.setdefault(id(value), (name, key, "global", ""))
+        seen: set[int] = set()
+        for name, namespace in namespaces:
+            for key, value in list(namespace.items()):
+                if id(value) in seen:
+                    continue
+                seen.add(id(value))
+                if isinstance(value, type):
+                    for attr, inner in list(_class_attrs(value).items()):
+                        paths.setdefault(id(inner), (name, key, "class", attr))
+                elif type(value) is types.FunctionType and value.__closure__:
+                    for position, cell in enumerate(value.__closure__):
+                        try:
+                            contents = cell.cell_contents
+                        except ValueError:  # an empty cell
+                            continue
+                        paths.setdefault(id(contents), (name, key, "closure", position))
+        self._paths = paths
+
+
+def _class_attrs(cls: type) -> dict[str, Any]:
+    """The dict a class really holds (``vars(cls)`` is a read-only proxy of it)."""
+    return next((r for r in gc.get_referents(cls) if type(r) is dict and r.get("__module__") == cls.__module__), {})
+
+
+def _resolve(module_name: str, key: str, kind: str, inner: str | int) -> list[Any] | None:
+    module = sys.modules.get(module_name)
+    namespace = getattr(module, "__dict__", None)
+    if type(namespace) is not dict or key not in namespace:
+        return None
+    if kind == "global":
+        return [module, namespace]
+    value = namespace[key]
+    if kind == "class" and isinstance(value, type):
+        attrs = _class_attrs(value)
+        return [module, namespace, value, attrs] if inner in attrs else None
+    closure = getattr(value, "__closure__", None)
+    if kind == "closure" and isinstance(inner, int) and closure is not None and inner < len(closure):
+        return [module, namespace, value, closure, closure[inner]]
+    return None
 
 
 def _holder_rank(holder: Any) -> int:
@@ -144,9 +196,9 @@ def _holder_rank(holder: Any) -> int:
     return 2
 
 
-def find_chain(obj: Any, ignore: Iterable[Any] = ()) -> list[Any]:
+def find_chain(obj: Any, ignore: Iterable[Any] = (), module_globals: ModuleGlobals | None = None) -> list[Any]:
     """Shortest reference chain from a module to *obj*; [obj] if none."""
-    return find_chains([obj], ignore)[0]
+    return find_chains([obj], ignore, module_globals)[0]
 
 
 class ChainCache:

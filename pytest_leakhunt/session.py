@@ -44,6 +44,7 @@ class LeakHunt:
         self._checks = 0
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
+        self._globals = retainers.ModuleGlobals()
         self._shared: list[Any] | None = None
         self._shared_key: tuple[int, int] = (-1, -1)
         self._shared_checked = -1000
@@ -129,6 +130,7 @@ class LeakHunt:
 
     def pytest_unconfigure(self) -> None:
         self._chains.clear()
+        self._globals.clear()
         self._shared = None
 
     # -- the check itself -----------------------------------------------------
@@ -252,7 +254,9 @@ class LeakHunt:
         anchor_of = {p: (p if p in units[p] else units[p][0]) for p in units}
         needed = [anchor_of[p] for p in units if anchor_of[p] not in chains]
         if needed:
-            found = retainers.find_chains([objs[a] for a in needed], ignore=[objs, candidates, units, chains, needed])
+            found = retainers.find_chains(
+                [objs[a] for a in needed], ignore=[objs, candidates, units, chains, needed], module_globals=self._globals
+            )
             cached = []
             for a, chain in zip(needed, found):
                 if len(chain) > 1 and census.is_bounded_cache(chain[-2]):
@@ -321,7 +325,7 @@ class LeakHunt:
             obj = tracker.peek(watched)
             if obj is None:
                 continue
-            chain = retainers.find_chain(obj, ignore=[tracker])
+            chain = retainers.find_chain(obj, ignore=[tracker], module_globals=self._globals)
             segments = retainers.describe_chain(chain)
             del chain
             leaks.append(

@@ -62,7 +62,7 @@ def test_xdist_merges_every_workers_leaks_into_one_summary_and_report(pytester: 
             "leakhunt: 5 tests checked, 2 leaking, 2 objects leaked, * retained",
         ]
     )
-    assert len(re.findall(r"^LEAKED ", text, flags=re.M)) == 2
+    assert len(re.findall(r"^LEAKED ", text, flags=re.MULTILINE)) == 2
     data = json.loads((pytester.path / "leaks.json").read_text())
     assert _leaked_ids(data) == ["test_alpha.py::test_alpha_leaks", "test_beta.py::test_beta_leaks"]
     assert data["summary"]["tests_checked"] == 5
@@ -203,7 +203,7 @@ def test_pytest_rerunfailures_reports_a_rerun_leak_once(pytester: pytest.Pyteste
     data = json.loads((pytester.path / "leaks.json").read_text())
     assert _leaked_ids(data) == ["test_pytest_rerunfailures_reports_a_rerun_leak_once.py::test_always_leaks"]
     assert data["summary"]["tests_checked"] == 2
-    assert len(re.findall(r"^LEAKED ", result.stdout.str(), flags=re.M)) == 1
+    assert len(re.findall(r"^LEAKED ", result.stdout.str(), flags=re.MULTILINE)) == 1
 
 
 def test_unittest_testcases(pytester: pytest.Pytester) -> None:
