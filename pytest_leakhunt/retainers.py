@@ -21,7 +21,7 @@ from pympler import asizeof
 from pytest_leakhunt.census import _LRU_TYPE, is_harness_module, qualified_type
 
 #: Levels searched upward from a leaked object.
-_MAX_DEPTH = 12
+_MAX_DEPTH = 8
 #: Objects followed per level. ``gc.get_referrers(*objs)`` compares every
 #: reference in the heap with each of its arguments, so a wide level is costly.
 _MAX_WIDTH = 32

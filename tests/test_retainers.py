@@ -1,0 +1,70 @@
+"""Retainer chains: the module-globals index that saves walks of the heap."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from pytest_leakhunt import retainers
+
+SOURCE = """
+def _make():
+    cache = {}
+    def remember(key, value):
+        cache[key] = value
+    return remember
+
+remember = _make()
+
+class Service:
+    history = []
+
+class Item:
+    pass
+"""
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    module = types.ModuleType("leakhunt_index_app")
+    exec(compile(SOURCE, "leakhunt_index_app.py", "exec"), vars(module))  # noqa: S102 - our own source
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return module
+
+
+def test_class_attribute_and_closure_chains_are_found_and_named(app: types.ModuleType) -> None:
+    index = retainers.ModuleGlobals()
+    kept, cached = app.Item(), app.Item()
+    app.Service.history.append(kept)
+    app.remember("k", cached)
+    assert retainers.describe_chain(retainers.find_chain(kept, module_globals=index)) == (
+        "leakhunt_index_app",
+        "Service",
+        "history",
+        "[0]",
+    )
+    assert retainers.describe_chain(retainers.find_chain(cached, module_globals=index)) == (
+        "leakhunt_index_app",
+        "remember",
+        "<closure cache>",
+        "['k']",
+    )
+
+
+def test_index_keeps_names_not_objects(app: types.ModuleType) -> None:
+    index = retainers.ModuleGlobals()
+    app.Service.history.append(app.Item())
+    assert index.prefix(app.Service.history) is not None
+    paths = list(index._paths.values())  # noqa: SLF001 - the property under test
+    assert paths
+    assert all(isinstance(part, (str, int)) for path in paths for part in path)
+
+
+def test_stale_index_entry_is_not_trusted(app: types.ModuleType) -> None:
+    index = retainers.ModuleGlobals()
+    history = app.Service.history
+    assert index.prefix(history) is not None
+    app.Service.history = []  # rebound: the index still names the old list's address
+    assert index.prefix(history) is None
