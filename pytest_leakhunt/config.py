@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import pytest
 
+from pytest_leakhunt.resources import DEFAULT_KINDS, KINDS
+
 #: (option name, ini name, help). One help string serves both twins.
 OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--detect-leaks", "detect_leaks", "check every test for objects it leaves alive in program state."),
@@ -19,6 +21,12 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--leaks-trace-depth", "leaks_trace_depth", "frames tracemalloc keeps per allocation with --leaks-trace (default: 1; each frame costs)."),
     ("--leaks-report", "leaks_report", "write the leak report as JSON to this path."),
     ("--leaks-ignore-types", "leaks_ignore_types", "comma-separated qualified type names never reported as leaks."),
+    (
+        "--leaks-resources",
+        "leaks_resources",
+        "what a checked test must not leave running, comma-separated: threads, tasks, processes, fds; "
+        "or all, or none (default: threads,tasks,processes).",
+    ),
 )
 
 DEFAULT_TRACE_DEPTH = 1
@@ -33,6 +41,7 @@ class Settings:
     trace_depth: int = DEFAULT_TRACE_DEPTH
     report_path: str | None = None
     ignore_types: frozenset[str] = frozenset()
+    resources: frozenset[str] = DEFAULT_KINDS
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class TestPolicy:
     check: bool
     ignore_types: frozenset[str] = frozenset()
     allowed_reason: str | None = None
+    resources: frozenset[str] = DEFAULT_KINDS
 
 
 def _where_ini(config: pytest.Config, name: str) -> str:
@@ -72,6 +82,21 @@ def _parse_depth(value: Any, where: str) -> int:
 
 def _parse_types(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.replace("\n", ",").split(",") if part.strip())
+
+
+def _parse_resources(value: Any, where: str) -> frozenset[str]:
+    names = _parse_types(str(value).lower())
+    if names == {"all"}:
+        return frozenset(KINDS)
+    if names == {"none"}:
+        return frozenset()
+    unknown = sorted(names - set(KINDS))
+    if unknown or not names:
+        raise pytest.UsageError(
+            f"{where}: unknown resource kind {', '.join(map(repr, unknown)) or repr(str(value))}; "
+            f"expected a comma-separated list of {', '.join(KINDS)}, or all, or none"
+        )
+    return frozenset(names)
 
 
 def _check_writable(path: str, where: str) -> str:
@@ -107,6 +132,7 @@ def resolve(config: pytest.Config) -> Settings:
         trace_depth=pick("--leaks-trace-depth", "leaks_trace_depth", _parse_depth, DEFAULT_TRACE_DEPTH),
         report_path=report,
         ignore_types=pick("--leaks-ignore-types", "leaks_ignore_types", lambda v, w: _parse_types(str(v)), frozenset()),
+        resources=pick("--leaks-resources", "leaks_resources", _parse_resources, DEFAULT_KINDS),
     )
 
 
@@ -142,7 +168,7 @@ def policy_for(item: pytest.Item, settings: Settings) -> TestPolicy:
     """
     marker = next((m for m in item.iter_markers() if m.name in ("no_leaks", "allow_leaks")), None)
     if marker is None:
-        return TestPolicy(check=settings.detect_leaks, ignore_types=settings.ignore_types)
+        return TestPolicy(check=settings.detect_leaks, ignore_types=settings.ignore_types, resources=settings.resources)
     try:
         if marker.name == "allow_leaks":
             reason = allow_leaks(*marker.args, **marker.kwargs)
@@ -153,7 +179,7 @@ def policy_for(item: pytest.Item, settings: Settings) -> TestPolicy:
         raise pytest.UsageError(
             f"{item.nodeid}: bad arguments to @pytest.mark.{marker.name}: {exc}; expected {signature}"
         ) from None
-    return TestPolicy(check=True, ignore_types=settings.ignore_types | extra)
+    return TestPolicy(check=True, ignore_types=settings.ignore_types | extra, resources=settings.resources)
 
 
 __all__ = ["OPTIONS", "Settings", "TestPolicy", "policy_for", "resolve"]

@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+#: Leak.kind of resources left running or open (threads, asyncio tasks, child processes, descriptors)
+RESOURCE_KINDS = frozenset({"thread", "task", "process", "fd"})
+
+
 @dataclass(frozen=True)
 class Leak:
     """One leak group: objects of one type kept alive by one retainer path."""
@@ -68,7 +72,11 @@ class TestLeaks:
 
     @property
     def objects(self) -> int:
-        return sum(leak.count for leak in self.leaks)
+        return sum(leak.count for leak in self.leaks if leak.kind not in RESOURCE_KINDS)
+
+    @property
+    def resources(self) -> int:
+        return sum(leak.count for leak in self.leaks if leak.kind in RESOURCE_KINDS)
 
     @property
     def retained_bytes(self) -> int:

@@ -9,7 +9,7 @@ import json
 import platform
 from typing import Any
 
-from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
+from pytest_leakhunt.model import RESOURCE_KINDS, Leak, RunTotals, TestLeaks
 
 SCHEMA_VERSION = 1
 
@@ -29,7 +29,27 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+#: how a resource left behind is named, and the state it was left in
+_RESOURCES = {
+    "thread": ("thread", "running"),
+    "task": ("asyncio task", "pending"),
+    "process": ("child process", "running"),
+    "fd": ("file descriptor", "open"),
+}
+
+
+def describe_resource(leak: Leak) -> str:
+    """``thread 'beat' still running after teardown (threading.Thread, target shop.audit.beat)``"""
+    noun, state = _RESOURCES[leak.kind]
+    details = ", ".join(leak.retained_by if leak.kind == "fd" else (leak.type, *leak.retained_by))
+    # a thread or task has a name people chose; a pid or descriptor number is just a number
+    name = leak.name if leak.kind in ("fd", "process") else repr(leak.name)
+    return f"{noun} {name} still {state} after teardown ({details})"
+
+
 def leak_lines(leak: Leak, number: int) -> list[str]:
+    if leak.kind in RESOURCE_KINDS:
+        return [f"{number}) {describe_resource(leak)}"]
     label = f"tracked {leak.name!r}: " if leak.kind == "tracked" and leak.name else ""
     lines = [
         f"{number}) {label}{leak.type} x{leak.count}"
@@ -48,10 +68,15 @@ def render_test(result: TestLeaks, traced: bool) -> str:
     if result.error:
         lines.append(f"leakhunt could not check this test: {result.error}")
     if result.leaks:
-        lines.append(
-            f"leakhunt: {_plural(result.objects, 'object')} still alive after teardown, "
-            f"{human_bytes(result.retained_bytes)} retained"
-        )
+        parts = []
+        if result.objects:
+            parts.append(
+                f"{_plural(result.objects, 'object')} still alive after teardown, "
+                f"{human_bytes(result.retained_bytes)} retained"
+            )
+        if result.resources:
+            parts.append(f"{_plural(result.resources, 'resource')} left running or open")
+        lines.append("leakhunt: " + "; ".join(parts))
         for number, leak in enumerate(result.leaks, 1):
             lines.extend(leak_lines(leak, number))
         if result.more_groups:
@@ -68,9 +93,12 @@ def render_summary(totals: RunTotals) -> list[str]:
         if result.leaks:
             first = result.leaks[0]
             more = f" (+{_plural(len(result.leaks) - 1, 'more group')})" if len(result.leaks) > 1 else ""
-            lines.append(
-                f"LEAKED {result.nodeid}: {first.type} x{first.count} held by {first.path}{more}"
+            what = (
+                describe_resource(first)
+                if first.kind in RESOURCE_KINDS
+                else f"{first.type} x{first.count} held by {first.path}"
             )
+            lines.append(f"LEAKED {result.nodeid}: {what}{more}")
         else:
             lines.append(f"ERROR {result.nodeid}: leakhunt could not check it: {result.error}")
     for nodeid, reason in totals.allowed.items():

@@ -15,7 +15,7 @@ from typing import Any, Generator, Iterator
 
 import pytest
 
-from pytest_leakhunt import census, retainers
+from pytest_leakhunt import census, resources, retainers
 from pytest_leakhunt.config import Settings, TestPolicy, policy_for
 from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
 from pytest_leakhunt.report import render_summary, render_test, write_json
@@ -26,6 +26,7 @@ WINDOW_KEY = pytest.StashKey[TestPolicy]()
 VERDICT_KEY = pytest.StashKey[TestLeaks]()
 FAILED_KEY = pytest.StashKey[bool]()
 TRACKER_KEY = pytest.StashKey[LeakTracker]()
+FDS_KEY = pytest.StashKey["frozenset[int] | None"]()
 
 #: At most this many retainer chains per test; each costs a walk of the heap.
 MAX_CHAINS = 8
@@ -77,6 +78,8 @@ class LeakHunt:
         between tests at full speed: tracemalloc slows every allocation it sees.
         """
         item.stash[WINDOW_KEY] = policy
+        if policy.check and "fds" in policy.resources:
+            item.stash[FDS_KEY] = resources.open_fds()
         self.known.refresh()  # the first call probes C-level caches, which needs the heap unfrozen
         if self._trace_windows:
             tracemalloc.start(self.settings.trace_depth)
@@ -141,6 +144,8 @@ class LeakHunt:
         if policy.check:
             found, more = self._detect(item, policy)
             leaks.extend(found)
+            if "fds" in policy.resources:
+                leaks.extend(resources.new_fds(item.stash.get(FDS_KEY, None)))
         tracker = item.stash.get(TRACKER_KEY, None)
         if tracker is not None:
             del item.stash[TRACKER_KEY]
@@ -154,26 +159,41 @@ class LeakHunt:
     def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:
         survivors = census.Survivors()
         try:
-            context = census.Context(
-                holders=lambda: list(self._holders(item)),
-                shared=self._shared_holders,
-                known_leak=lambda obj: self._chains.lookup(obj, census.qualified_type(obj)),
-                harness_codes=self._hook_codes(),
-                ignore_types=policy.ignore_types,
-            )
-            if census.quick_clean(survivors, context, self._shared[: census.HOT] if self._shared else []):
-                return [], 0
-            candidates = census.find_leaked_roots(survivors, context, self.known)
-            if not candidates:
-                return [], 0
-            if any(i not in context.chains for i in candidates):
-                census.end()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
-            try:
-                return self._explain(survivors, candidates, policy, context)
-            finally:
-                context.chains.clear()
+            running, owned = resources.running(survivors.objs, policy.resources) if policy.resources else ([], set())
+            found, more = self._census(item, policy, survivors, owned)
+            return [*resources.without_thread_waits(found, running), *running], more
         finally:
             survivors.close()
+
+    def _census(
+        self, item: pytest.Item, policy: TestPolicy, survivors: census.Survivors, owned: set[int]
+    ) -> tuple[list[Leak], int]:
+        """Object leaks among the survivors: the fast path, then roots, then explanations.
+
+        Roots that retain a resource already reported (*owned*: a running
+        thread, a pending task) are that resource's state, not a second leak.
+        """
+        context = census.Context(
+            holders=lambda: list(self._holders(item)),
+            shared=self._shared_holders,
+            known_leak=lambda obj: self._chains.lookup(obj, census.qualified_type(obj)),
+            harness_codes=self._hook_codes(),
+            ignore_types=policy.ignore_types,
+        )
+        if census.quick_clean(survivors, context, self._shared[: census.HOT] if self._shared else []):
+            return [], 0
+        candidates = census.find_leaked_roots(survivors, context, self.known)
+        if owned:
+            objs = survivors.objs
+            candidates = [i for i in candidates if not any(id(objs[j]) in owned for j in survivors.closure([i]))]
+        if not candidates:
+            return [], 0
+        if any(i not in context.chains for i in candidates):
+            census.end()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
+        try:
+            return self._explain(survivors, candidates, policy, context)
+        finally:
+            context.chains.clear()
 
     def _holders(self, item: pytest.Item) -> Iterator[Any]:
         """Objects whose references are pytest's own per-test or per-session state."""

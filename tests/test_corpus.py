@@ -23,7 +23,9 @@ def test_leaking_case_is_reported(pytester: pytest.Pytester, case: Case) -> None
     (test,) = report["tests"]
     blamed = [leak["type"] + " " + " ".join(leak["retained_by"]) + " " + leak.get("root_type", "") for leak in test["leaks"]]
     assert any(case.blame in text for text in blamed), blamed
-    result.stdout.fnmatch_lines(["*LEAKS*", "*held by:*", "*1 leaked*"])
+    # an object is shown with who holds it; a thread, task or process with what it is still doing
+    said = "*held by:*" if any(leak["kind"] in ("object", "tracked") for leak in test["leaks"]) else "*still running after teardown*"
+    result.stdout.fnmatch_lines(["*LEAKS*", said, "*1 leaked*"])
 
 
 @pytest.mark.parametrize("case", CLEAN, ids=[c.name for c in CLEAN])

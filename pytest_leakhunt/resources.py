@@ -1,0 +1,205 @@
+"""Resources a test started and left running: threads, asyncio tasks, child processes, file descriptors.
+
+Threads, tasks and processes are found among the test's surviving objects (a
+running thread's ``Thread``, a pending ``Task``, a ``Popen`` whose process has
+not exited), so they cost nothing when the test made none. File descriptors are
+compared with the list taken before setup, which costs a read of
+``/proc/self/fd`` twice per test; that is why ``fds`` is not on by default.
+Results are plain ``Leak`` data; nothing here keeps the objects it looks at.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from pytest_leakhunt.model import RESOURCE_KINDS, Leak
+
+KINDS = ("threads", "tasks", "processes", "fds")
+DEFAULT_KINDS = frozenset({"threads", "tasks", "processes"})
+#: Leak.kind for each resource kind
+LEAK_KIND = {"threads": "thread", "tasks": "task", "processes": "process", "fds": "fd"}
+assert set(LEAK_KIND.values()) == RESOURCE_KINDS
+#: How long threads that are just finishing get to end before they count as left running.
+GRACE_SECONDS = 0.1
+
+_FD_DIRS = ("/proc/self/fd", "/dev/fd")
+
+
+def running(objs: list[Any], kinds: frozenset[str]) -> tuple[list[Leak], set[int]]:
+    """Threads, tasks and processes among *objs* (the test's survivors) that are still going.
+
+    Also returns their ids, so the object census can leave alone what belongs
+    to them (a pending task's loop handle, a running thread's arguments).
+    """
+    found: list[Leak] = []
+    ids: set[int] = set()
+    present = set(map(type, objs))  # a handful of distinct types: the common case costs a set and a few issubclass
+    for kind, finder in (("threads", _threads), ("tasks", _tasks), ("processes", _processes)):
+        if kind in kinds and _any_of(present, _BASES[kind]):
+            for obj_id, leak in finder(objs):
+                ids.add(obj_id)
+                found.append(leak)
+    return found, ids
+
+
+#: (module, class) whose instances each finder looks for; a module not imported yet means none exist
+_BASES = {
+    "threads": (("threading", "Thread"),),
+    "tasks": (("asyncio", "Task"),),
+    "processes": (("subprocess", "Popen"), ("multiprocessing.process", "BaseProcess")),
+}
+
+
+def _any_of(present: set[type], bases: tuple[tuple[str, str], ...]) -> bool:
+    classes = tuple(getattr(sys.modules[module], name) for module, name in bases if module in sys.modules)
+    return bool(classes) and any(issubclass(kind, classes) for kind in present)
+
+
+def _threads(objs: list[Any]) -> list[tuple[int, Leak]]:
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return []
+    alive = [o for o in objs if isinstance(o, threading.Thread) and o.is_alive() and o is not threading.current_thread()]
+    deadline = time.monotonic() + GRACE_SECONDS
+    for thread in alive:  # a thread on its last line is not left running
+        thread.join(max(0.0, deadline - time.monotonic()))
+    out = [
+        (
+            id(thread),
+            Leak(
+                type=_qualname(type(thread)),
+                count=1,
+                shallow_bytes=0,
+                retained_bytes=0,
+                retained_by=(f"target {_callable_name(getattr(thread, '_target', None) or thread.run)}",),
+                kind="thread",
+                name=thread.name,
+            ),
+        )
+        for thread in alive
+        if thread.is_alive()
+    ]
+    alive.clear()
+    return out
+
+
+def _tasks(objs: list[Any]) -> list[tuple[int, Leak]]:
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return []
+    out = []
+    for obj in objs:
+        if isinstance(obj, asyncio.Task) and not obj.done():
+            coro = obj.get_coro()
+            leak = Leak(
+                type=_qualname(type(obj)),
+                count=1,
+                shallow_bytes=0,
+                retained_bytes=0,
+                retained_by=(f"coroutine {getattr(coro, '__qualname__', type(coro).__name__)}",),
+                kind="task",
+                name=obj.get_name(),
+            )
+            out.append((id(obj), leak))
+    obj = coro = None
+    return out
+
+
+def _processes(objs: list[Any]) -> list[tuple[int, Leak]]:
+    subprocess = sys.modules.get("subprocess")
+    process_mod = sys.modules.get("multiprocessing.process")
+    out = []
+    for obj in objs:
+        if subprocess is not None and isinstance(obj, subprocess.Popen) and obj.poll() is None:
+            args = obj.args if isinstance(obj.args, (str, bytes)) else " ".join(map(str, obj.args))
+            out.append((id(obj), _process_leak(obj, obj.pid, f"command {args!s:.80}")))
+        elif process_mod is not None and isinstance(obj, process_mod.BaseProcess) and obj.pid is not None and obj.is_alive():
+            out.append((id(obj), _process_leak(obj, obj.pid, f"process {obj.name}")))
+    obj = None
+    return out
+
+
+def _process_leak(obj: Any, pid: int, detail: str) -> Leak:
+    return Leak(
+        type=_qualname(type(obj)),
+        count=1,
+        shallow_bytes=0,
+        retained_bytes=0,
+        retained_by=(detail,),
+        kind="process",
+        name=f"pid {pid}",
+    )
+
+
+def open_fds() -> frozenset[int] | None:
+    """The file descriptors open now; None where the platform cannot list them."""
+    for directory in _FD_DIRS:
+        try:
+            listed = [int(name) for name in os.listdir(directory)]
+        except (OSError, ValueError):
+            continue
+        # the listing's own descriptor is closed again by now, and its number is free for the test
+        return frozenset(fd for fd in listed if _is_open(fd))
+    return None
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def new_fds(before: frozenset[int] | None) -> list[Leak]:
+    """Descriptors open now that were not before setup."""
+    after = open_fds()
+    if before is None or after is None:
+        return []
+    out = []
+    for fd in sorted(after - before):
+        target = _fd_target(fd)
+        if target is not None:
+            out.append(
+                Leak(type="file descriptor", count=1, shallow_bytes=0, retained_bytes=0, retained_by=(target,), kind="fd", name=str(fd))
+            )
+    return out
+
+
+def _fd_target(fd: int) -> str | None:
+    if not _is_open(fd):
+        return None
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "open"
+
+
+def _qualname(cls: type) -> str:
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _callable_name(func: Any) -> str:
+    owner = getattr(func, "__self__", None)
+    name = getattr(func, "__qualname__", None) or type(func).__qualname__
+    module = getattr(func, "__module__", None) or (type(owner).__module__ if owner is not None else "")
+    return f"{module}.{name}" if module else name
+
+
+#: Locks a thread makes to wait on a Condition; an old Condition's waiter list holds them while it waits.
+_WAIT_LOCKS = frozenset({"_thread.lock", "_thread.RLock"})
+
+
+def without_thread_waits(leaks: list[Leak], found: list[Leak]) -> list[Leak]:
+    """Object leaks minus the wait locks of threads reported as still running.
+
+    A thread blocked in ``Event.wait()`` left its waiter lock in the event's
+    condition: that is the running thread's state, already reported with its
+    name and target.
+    """
+    if not any(leak.kind == "thread" for leak in found):
+        return leaks
+    return [leak for leak in leaks if not (leak.kind == "object" and leak.type in _WAIT_LOCKS)]
