@@ -116,6 +116,13 @@ class RunTotals:
     checked: set[str] = field(default_factory=set)
     found: dict[str, TestLeaks] = field(default_factory=dict)
     allowed: dict[str, str] = field(default_factory=dict)
+    #: with a JSON report: test id -> (process RSS after its teardown, growth since the previous test's)
+    memory: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def most_growth(self, n: int = 3) -> list[tuple[str, int]]:
+        """The tests after which the process grew most, largest first."""
+        grown = [(nodeid, growth) for nodeid, (_, growth) in self.memory.items() if growth > 0]
+        return sorted(grown, key=lambda item: -item[1])[:n]
 
     def record(self, nodeid: str, result: TestLeaks | None) -> None:
         """A checked test's verdict; None when it left nothing behind."""
@@ -134,6 +141,7 @@ class RunTotals:
         for nodeid, result in other.found.items():
             self.record(nodeid, result)
         self.allowed.update(other.allowed)
+        self.memory.update(other.memory)
 
     @property
     def tests_checked(self) -> int:
@@ -161,11 +169,13 @@ class RunTotals:
             "checked": sorted(self.checked),
             "found": [result.to_json() for result in self.found.values()],
             "allowed": dict(self.allowed),
+            "memory": [[nodeid, rss, growth] for nodeid, (rss, growth) in self.memory.items()],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunTotals:
         totals = cls(checked=set(data.get("checked", ())), allowed=dict(data.get("allowed", {})))
+        totals.memory = {nodeid: (int(rss), int(growth)) for nodeid, rss, growth in data.get("memory", ())}
         for item in data.get("found", ()):
             result = TestLeaks.from_json(item)
             totals.found[result.nodeid] = result

@@ -103,6 +103,11 @@ def render_summary(totals: RunTotals) -> list[str]:
             lines.append(f"ERROR {result.nodeid}: leakhunt could not check it: {result.error}")
     for nodeid, reason in totals.allowed.items():
         lines.append(f"allowed {nodeid}: {reason}")
+    growth = totals.most_growth()
+    if growth:
+        lines.append(
+            "leakhunt: memory grew most after: " + ", ".join(f"{nodeid} (+{human_bytes(size)})" for nodeid, size in growth)
+        )
     summary = totals.summary()
     lines.append(
         f"leakhunt: {_plural(summary['tests_checked'], 'test')} checked, "
@@ -113,13 +118,18 @@ def render_summary(totals: RunTotals) -> list[str]:
 
 
 def to_json(totals: RunTotals, pytest_version: str) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "version": SCHEMA_VERSION,
         "python": platform.python_version(),
         "pytest": pytest_version,
         "summary": totals.summary(),
         "tests": [result.to_json() for result in totals.leaking],
     }
+    if totals.memory:  # in the order the tests ran (per xdist worker)
+        data["memory"] = [
+            {"nodeid": nodeid, "rss_bytes": rss, "growth_bytes": growth} for nodeid, (rss, growth) in totals.memory.items()
+        ]
+    return data
 
 
 def write_json(path: str, totals: RunTotals, pytest_version: str) -> None:

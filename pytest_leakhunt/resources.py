@@ -203,3 +203,22 @@ def without_thread_waits(leaks: list[Leak], found: list[Leak]) -> list[Leak]:
     if not any(leak.kind == "thread" for leak in found):
         return leaks
     return [leak for leak in leaks if not (leak.kind == "object" and leak.type in _WAIT_LOCKS)]
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int | None:
+    """The process's resident set size now (Linux), else its peak so far; None if neither is known."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return None
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, others KiB

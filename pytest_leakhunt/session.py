@@ -369,6 +369,7 @@ class RuntestHooks:
 
     def __init__(self, hunt: LeakHunt) -> None:
         self.hunt = hunt
+        self._last_rss: int | None = None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -396,6 +397,7 @@ class RuntestHooks:
         if verdict is None:
             if policy is not None and policy.allowed_reason and self.hunt.settings.detect_leaks:
                 report.leakhunt = {"allowed": policy.allowed_reason}  # type: ignore[attr-defined]
+            self._note_memory(report)
             return report
         del item.stash[VERDICT_KEY]
         data: dict[str, Any] = {"checked": True}
@@ -410,7 +412,20 @@ class RuntestHooks:
                 data["leaked"] = True
             data["result"] = verdict.to_json()
         report.leakhunt = data  # type: ignore[attr-defined]
+        self._note_memory(report)
         return report
+
+    def _note_memory(self, report: pytest.TestReport) -> None:
+        """With a JSON report, the process's RSS after each test: the session's memory curve."""
+        if not self.hunt.settings.report_path:
+            return
+        rss = resources.rss_bytes()
+        if rss is None:
+            return
+        growth = rss - self._last_rss if self._last_rss is not None else 0
+        self._last_rss = rss
+        data = getattr(report, "leakhunt", None)
+        report.leakhunt = {**(data if isinstance(data, dict) else {}), "rss": rss, "growth": growth}  # type: ignore[attr-defined]
 
 
 def record(totals: RunTotals, report: pytest.TestReport) -> None:
@@ -418,6 +433,8 @@ def record(totals: RunTotals, report: pytest.TestReport) -> None:
     data = getattr(report, "leakhunt", None)
     if report.when != "teardown" or not isinstance(data, dict):
         return
+    if "rss" in data:
+        totals.memory[report.nodeid] = (int(data["rss"]), int(data["growth"]))
     if "allowed" in data:
         totals.allow(report.nodeid, data["allowed"])
     elif data.get("checked"):

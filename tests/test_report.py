@@ -104,3 +104,11 @@ def test_human_bytes() -> None:
         "5.0 MiB",
         "3.0 GiB",
     ]
+
+
+def test_summary_names_the_tests_after_which_memory_grew_most() -> None:
+    totals = RunTotals(checked={"a.py::test_a"})
+    totals.memory = {"a.py::t1": (100, 0), "a.py::t2": (5 * 1024 * 1024, 4 * 1024 * 1024), "a.py::t3": (90, -10), "a.py::t4": (2048 + 100, 2048)}
+    assert render_summary(totals)[0] == "leakhunt: memory grew most after: a.py::t2 (+4.0 MiB), a.py::t4 (+2.0 KiB)"
+    data = to_json(totals, "9.0.0")
+    assert data["memory"][1] == {"nodeid": "a.py::t2", "rss_bytes": 5 * 1024 * 1024, "growth_bytes": 4 * 1024 * 1024}

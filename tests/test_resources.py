@@ -135,3 +135,30 @@ def test_unknown_resource_kind_is_a_usage_error(pytester: pytest.Pytester) -> No
     result.stderr.fnmatch_lines(
         ["*command line option --leaks-resources: unknown resource kind 'sockets'; expected a comma-separated list of threads, tasks, processes, fds, or all, or none*"]
     )
+
+
+def test_report_records_memory_after_each_test_and_names_the_biggest_growth(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        BIG = []
+        def test_small():
+            assert sum(range(10)) == 45
+        def test_grows():
+            BIG.append(bytearray(64 * 1024 * 1024))
+        def test_after():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--detect-leaks", "--leaks-report=leaks.json")
+    result.stdout.fnmatch_lines(["leakhunt: memory grew most after: test_report_records_memory*::test_grows (+6?.* MiB)*"])
+    memory = json.loads((pytester.path / "leaks.json").read_text())["memory"]
+    assert [entry["nodeid"].split("::")[1] for entry in memory] == ["test_small", "test_grows", "test_after"]
+    grows = memory[1]
+    assert grows["growth_bytes"] >= 64 * 1024 * 1024
+    assert grows["rss_bytes"] - memory[0]["rss_bytes"] == grows["growth_bytes"]
+
+
+def test_no_memory_curve_without_a_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_it():\n    pass\n")
+    result = pytester.runpytest_subprocess("--detect-leaks")
+    assert "memory grew most" not in result.stdout.str()
