@@ -27,6 +27,12 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
         "what a checked test must not leave running, comma-separated: threads, tasks, processes, fds; "
         "or all, or none (default: threads,tasks,processes).",
     ),
+    (
+        "--leaks-repeat",
+        "leaks_repeat",
+        "run each checked test this many extra times (after one warm-up) and report what grows on every run "
+        "(default: 0, off).",
+    ),
 )
 
 DEFAULT_TRACE_DEPTH = 1
@@ -42,6 +48,7 @@ class Settings:
     report_path: str | None = None
     ignore_types: frozenset[str] = frozenset()
     resources: frozenset[str] = DEFAULT_KINDS
+    repeat: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class TestPolicy:
     ignore_types: frozenset[str] = frozenset()
     allowed_reason: str | None = None
     resources: frozenset[str] = DEFAULT_KINDS
+    #: extra runs after a warm-up, to see what grows on every run (0: off)
+    repeat: int = 0
 
 
 def _where_ini(config: pytest.Config, name: str) -> str:
@@ -82,6 +91,19 @@ def _parse_depth(value: Any, where: str) -> int:
 
 def _parse_types(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.replace("\n", ",").split(",") if part.strip())
+
+
+MAX_REPEAT = 1000
+
+
+def _parse_repeat(value: Any, where: str) -> int:
+    try:
+        repeat = int(str(value).strip())
+    except ValueError:
+        raise pytest.UsageError(f"{where}: expected a whole number of runs, got {value!r}") from None
+    if not 0 <= repeat <= MAX_REPEAT:
+        raise pytest.UsageError(f"{where}: runs must be between 0 and {MAX_REPEAT}, got {repeat}")
+    return repeat
 
 
 def _parse_resources(value: Any, where: str) -> frozenset[str]:
@@ -133,10 +155,13 @@ def resolve(config: pytest.Config) -> Settings:
         report_path=report,
         ignore_types=pick("--leaks-ignore-types", "leaks_ignore_types", lambda v, w: _parse_types(str(v)), frozenset()),
         resources=pick("--leaks-resources", "leaks_resources", _parse_resources, DEFAULT_KINDS),
+        repeat=pick("--leaks-repeat", "leaks_repeat", _parse_repeat, 0),
     )
 
 
-def no_leaks(*, ignore_types: Any = ()) -> frozenset[str]:
+def no_leaks(*, ignore_types: Any = (), repeat: int | None = None) -> tuple[frozenset[str], int | None]:
+    if repeat is not None and (type(repeat) is not int or not 0 <= repeat <= MAX_REPEAT):
+        raise TypeError(f"repeat must be a whole number of runs between 0 and {MAX_REPEAT}, got {repeat!r}")
     if isinstance(ignore_types, (str, type)):
         ignore_types = (ignore_types,)
     names = set()
@@ -148,7 +173,7 @@ def no_leaks(*, ignore_types: Any = ()) -> frozenset[str]:
             names.add(entry)
         else:
             raise TypeError(f"ignore_types entries must be types or qualified names, got {entry!r}")
-    return frozenset(names)
+    return frozenset(names), repeat
 
 
 def allow_leaks(reason: str = "") -> str:
@@ -157,7 +182,7 @@ def allow_leaks(reason: str = "") -> str:
     return reason or "no reason given"
 
 
-NO_LEAKS_SIGNATURE = "no_leaks(*, ignore_types=())"
+NO_LEAKS_SIGNATURE = "no_leaks(*, ignore_types=(), repeat=None)"
 ALLOW_LEAKS_SIGNATURE = "allow_leaks(reason='')"
 
 
@@ -168,18 +193,28 @@ def policy_for(item: pytest.Item, settings: Settings) -> TestPolicy:
     """
     marker = next((m for m in item.iter_markers() if m.name in ("no_leaks", "allow_leaks")), None)
     if marker is None:
-        return TestPolicy(check=settings.detect_leaks, ignore_types=settings.ignore_types, resources=settings.resources)
+        return TestPolicy(
+            check=settings.detect_leaks,
+            ignore_types=settings.ignore_types,
+            resources=settings.resources,
+            repeat=settings.repeat if settings.detect_leaks else 0,
+        )
     try:
         if marker.name == "allow_leaks":
             reason = allow_leaks(*marker.args, **marker.kwargs)
             return TestPolicy(check=False, allowed_reason=reason)
-        extra = no_leaks(*marker.args, **marker.kwargs)
+        extra, repeat = no_leaks(*marker.args, **marker.kwargs)
     except TypeError as exc:
         signature = NO_LEAKS_SIGNATURE if marker.name == "no_leaks" else ALLOW_LEAKS_SIGNATURE
         raise pytest.UsageError(
             f"{item.nodeid}: bad arguments to @pytest.mark.{marker.name}: {exc}; expected {signature}"
         ) from None
-    return TestPolicy(check=True, ignore_types=settings.ignore_types | extra, resources=settings.resources)
+    return TestPolicy(
+        check=True,
+        ignore_types=settings.ignore_types | extra,
+        resources=settings.resources,
+        repeat=settings.repeat if repeat is None else repeat,
+    )
 
 
 __all__ = ["OPTIONS", "Settings", "TestPolicy", "policy_for", "resolve"]

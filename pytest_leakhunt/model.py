@@ -72,7 +72,7 @@ class TestLeaks:
 
     @property
     def objects(self) -> int:
-        return sum(leak.count for leak in self.leaks if leak.kind not in RESOURCE_KINDS)
+        return sum(leak.count for leak in self.leaks if leak.kind in ("object", "tracked"))
 
     @property
     def resources(self) -> int:
@@ -80,7 +80,7 @@ class TestLeaks:
 
     @property
     def retained_bytes(self) -> int:
-        return sum(leak.retained_bytes for leak in self.leaks)
+        return sum(leak.retained_bytes for leak in self.leaks if leak.kind in ("object", "tracked"))
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

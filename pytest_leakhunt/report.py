@@ -47,9 +47,18 @@ def describe_resource(leak: Leak) -> str:
     return f"{noun} {name} still {state} after teardown ({details})"
 
 
+def describe_growth(leak: Leak) -> str:
+    """``grows on every run: +1 shop.orders.Order, +120 B per run (3 runs after a warm-up)``"""
+    parts = [*leak.retained_by, *([f"+{human_bytes(leak.retained_bytes)}"] if leak.retained_bytes else [])]
+    return f"grows on every run: {', '.join(parts)} per run ({leak.name} runs after a warm-up)"
+
+
 def leak_lines(leak: Leak, number: int) -> list[str]:
     if leak.kind in RESOURCE_KINDS:
         return [f"{number}) {describe_resource(leak)}"]
+    if leak.kind == "growth":
+        lines = [f"{number}) {describe_growth(leak)}"]
+        return lines + ([f"   allocated at: {leak.allocated_at}"] if leak.allocated_at else [])
     label = f"tracked {leak.name!r}: " if leak.kind == "tracked" and leak.name else ""
     lines = [
         f"{number}) {label}{leak.type} x{leak.count}"
@@ -76,6 +85,8 @@ def render_test(result: TestLeaks, traced: bool) -> str:
             )
         if result.resources:
             parts.append(f"{_plural(result.resources, 'resource')} left running or open")
+        if any(leak.kind == "growth" for leak in result.leaks):
+            parts.append("memory grows on every run")
         lines.append("leakhunt: " + "; ".join(parts))
         for number, leak in enumerate(result.leaks, 1):
             lines.extend(leak_lines(leak, number))
@@ -93,11 +104,12 @@ def render_summary(totals: RunTotals) -> list[str]:
         if result.leaks:
             first = result.leaks[0]
             more = f" (+{_plural(len(result.leaks) - 1, 'more group')})" if len(result.leaks) > 1 else ""
-            what = (
-                describe_resource(first)
-                if first.kind in RESOURCE_KINDS
-                else f"{first.type} x{first.count} held by {first.path}"
-            )
+            if first.kind in RESOURCE_KINDS:
+                what = describe_resource(first)
+            elif first.kind == "growth":
+                what = describe_growth(first)
+            else:
+                what = f"{first.type} x{first.count} held by {first.path}"
             lines.append(f"LEAKED {result.nodeid}: {what}{more}")
         else:
             lines.append(f"ERROR {result.nodeid}: leakhunt could not check it: {result.error}")

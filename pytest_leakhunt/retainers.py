@@ -389,7 +389,7 @@ _LIBRARY_PATHS = tuple(
 _OWN_PATH = os.path.normcase(os.path.dirname(os.path.realpath(__file__)))
 
 
-def _is_user_file(filename: str) -> bool:
+def is_user_file(filename: str) -> bool:
     if not filename or filename.startswith("<"):
         return False
     path = os.path.normcase(os.path.realpath(filename))
@@ -401,7 +401,7 @@ def _is_user_file(filename: str) -> bool:
 _MANAGED_DICT = 1 << 4  # Py_TPFLAGS_MANAGED_DICT on CPython 3.11
 
 
-def _object_traceback(obj: Any) -> tracemalloc.Traceback | None:
+def object_traceback(obj: Any) -> tracemalloc.Traceback | None:
     """``tracemalloc.get_object_traceback``, plus a workaround for CPython 3.11.
 
     3.11 puts two pointers before the GC header of instances with a managed
@@ -426,11 +426,11 @@ def allocation_site(obj: Any, rootdir: str) -> str | None:
     """``file:line`` of the innermost user frame that allocated *obj*, if tracemalloc saw it."""
     if not tracemalloc.is_tracing():
         return None
-    trace = _object_traceback(obj)
+    trace = object_traceback(obj)
     if trace is None:
         return None
     frames = list(trace)  # oldest first
-    chosen = next((f for f in reversed(frames) if _is_user_file(f.filename)), frames[-1] if frames else None)
+    chosen = next((f for f in reversed(frames) if is_user_file(f.filename)), frames[-1] if frames else None)
     if chosen is None:
         return None
     filename = chosen.filename

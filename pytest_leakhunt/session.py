@@ -15,7 +15,7 @@ from typing import Any, Generator, Iterator
 
 import pytest
 
-from pytest_leakhunt import census, resources, retainers
+from pytest_leakhunt import census, repeat, resources, retainers
 from pytest_leakhunt.config import Settings, TestPolicy, policy_for
 from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
 from pytest_leakhunt.report import render_summary, render_test, write_json
@@ -27,7 +27,9 @@ VERDICT_KEY = pytest.StashKey[TestLeaks]()
 FAILED_KEY = pytest.StashKey[bool]()
 TRACKER_KEY = pytest.StashKey[LeakTracker]()
 FDS_KEY = pytest.StashKey["frozenset[int] | None"]()
+GROWTH_KEY = pytest.StashKey["Leak | None"]()
 
+_KIND_ORDER = {"object": 0, "tracked": 1, "growth": 2}
 #: At most this many retainer chains per test; each costs a walk of the heap.
 MAX_CHAINS = 8
 _RUNTEST_PLUGIN = "leakhunt-runtest"
@@ -42,6 +44,8 @@ class LeakHunt:
         self.totals = RunTotals()
         #: an xdist controller: its totals are the workers', merged by XdistHooks
         self.distributed = False
+        #: inside the extra runs of --leaks-repeat: no check windows, no memory notes
+        self.repeating = False
         self._checks = 0
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
@@ -146,6 +150,9 @@ class LeakHunt:
             leaks.extend(found)
             if "fds" in policy.resources:
                 leaks.extend(resources.new_fds(item.stash.get(FDS_KEY, None)))
+            grew = item.stash.get(GROWTH_KEY, None)
+            if grew is not None:
+                leaks.append(grew)
         tracker = item.stash.get(TRACKER_KEY, None)
         if tracker is not None:
             del item.stash[TRACKER_KEY]
@@ -153,7 +160,8 @@ class LeakHunt:
                 leaks.extend(self._check_tracker(tracker))
             finally:
                 tracker.close()
-        leaks.sort(key=lambda leak: (-leak.retained_bytes, leak.type))
+        # objects held by program state first, then what grows per run, then resources left behind
+        leaks.sort(key=lambda leak: (_KIND_ORDER.get(leak.kind, 3), -leak.retained_bytes, leak.type))
         return TestLeaks(nodeid=item.nodeid, leaks=tuple(leaks), outcome="failed", more_groups=more)
 
     def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:
@@ -335,6 +343,21 @@ class LeakHunt:
                 del representative
         return leaks, more
 
+    def repeat_runs(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int) -> Leak | None:
+        """One warm-up and *runs* measured runs of the whole protocol, reports discarded."""
+        from _pytest.runner import runtestprotocol  # the function pytest-rerunfailures reruns tests with
+
+        codes = self._hook_codes()
+        self.repeating = True
+        try:
+            measured = [
+                repeat.measure(lambda: runtestprotocol(item, nextitem=nextitem, log=False), codes, str(self.config.rootpath))
+                for _ in range(runs + 1)
+            ]
+        finally:
+            self.repeating = False
+        return repeat.growth(measured[1:])
+
     def _check_tracker(self, tracker: LeakTracker) -> list[Leak]:
         gc.collect()
         if tracker.alive():
@@ -372,7 +395,16 @@ class RuntestHooks:
         self._last_rss: int | None = None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+        policy = item.stash.get(POLICY_KEY, None)
+        if policy is not None and policy.check and policy.repeat:
+            item.stash[GROWTH_KEY] = self.hunt.repeat_runs(item, nextitem, policy.repeat)
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        if self.hunt.repeating:
+            return (yield)
         policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.hunt.settings)
         if policy.check or "leak_tracker" in getattr(item, "fixturenames", ()):
             self.hunt.open_window(item, policy)
@@ -388,6 +420,8 @@ class RuntestHooks:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if self.hunt.repeating:
+            return report  # an extra run of --leaks-repeat: its reports are dropped
         if report.when in ("setup", "call") and report.failed:
             item.stash[FAILED_KEY] = True
         if report.when != "teardown":
@@ -417,7 +451,7 @@ class RuntestHooks:
 
     def _note_memory(self, report: pytest.TestReport) -> None:
         """With a JSON report, the process's RSS after each test: the session's memory curve."""
-        if not self.hunt.settings.report_path:
+        if not self.hunt.settings.report_path or self.hunt.repeating:
             return
         rss = resources.rss_bytes()
         if rss is None:

@@ -25,7 +25,7 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
 
 def test_markers_are_registered_with_signatures(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.no_leaks(*, ignore_types=()):*", "@pytest.mark.allow_leaks(reason=''):*"])
+    result.stdout.fnmatch_lines(["@pytest.mark.no_leaks(*, ignore_types=(), repeat=None):*", "@pytest.mark.allow_leaks(reason=''):*"])
 
 
 def test_markers_pass_strict_markers(pytester: pytest.Pytester) -> None:
@@ -122,7 +122,7 @@ def test_report_path_that_is_a_directory_is_a_usage_error(pytester: pytest.Pytes
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ("no_leaks(ignore=['x'])", "*test_it: bad arguments to @pytest.mark.no_leaks: *unexpected keyword argument 'ignore'*expected no_leaks(*, ignore_types=())*"),
+        ("no_leaks(ignore=['x'])", "*test_it: bad arguments to @pytest.mark.no_leaks: *unexpected keyword argument 'ignore'*expected no_leaks(*, ignore_types=(), repeat=None)*"),
         ("no_leaks('x')", "*test_it: bad arguments to @pytest.mark.no_leaks: *positional argument*"),
         ("no_leaks(ignore_types=[3])", "*ignore_types entries must be types or qualified names, got 3*"),
         ("allow_leaks(reason=3)", "*test_it: bad arguments to @pytest.mark.allow_leaks: reason must be a string, got 3*"),

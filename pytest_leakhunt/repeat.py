@@ -1,0 +1,118 @@
+"""Repeat mode: run a test again and again and report what grows on every run.
+
+The method of CPython's own ``-R`` (huntrleaks), on a release build: one
+warm-up run settles first-use caches, then each measured run is checked for
+what it left behind. Objects are counted by type among the run's survivors
+(the heap is frozen around each run, so this costs what the run allocated);
+bytes are what tracemalloc still sees allocated by the run on lines of the
+project's own code (not pytest's, a plugin's or an installed library's), which
+includes objects the collector does not track (a global list of ``bytes``). Something that grows on every measured run is a leak, whatever
+holds it.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import os
+import statistics
+import tracemalloc
+import types
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pytest_leakhunt import census, retainers
+from pytest_leakhunt.model import Leak
+
+#: Bytes a run must keep, on every run, to count as growth (allocator noise stays below it).
+MIN_BYTES = 64
+
+#: Allocations made by the harness itself (captured output, report sections) are not the test's.
+_HARNESS_FILTERS = [
+    tracemalloc.Filter(False, pattern)
+    for pattern in ("*/_pytest/*", "*/pluggy/*", "*/pytest_leakhunt/*", "*/tracemalloc.py", "<frozen importlib._bootstrap*>")
+]
+
+
+@dataclass(frozen=True)
+class RunGrowth:
+    """What one run left alive: subject objects by type, and bytes (None when tracing was not ours)."""
+
+    objects: dict[str, int]
+    bytes: int | None
+    site: str | None
+
+
+def measure(run: Callable[[], Any], harness_codes: frozenset[types.CodeType], rootdir: str) -> RunGrowth:
+    """Run once with the heap frozen and traced; count what survives it."""
+    ours = not tracemalloc.is_tracing()
+    gc.collect()
+    if ours:
+        tracemalloc.start(1)
+    census.begin()
+    objs: list[Any] = []
+    try:
+        run()
+        gc.collect()
+        objs = gc.get_objects()
+        # the snapshot first: what we allocate below to count objects is not the run's
+        snapshot = tracemalloc.take_snapshot().filter_traces(_HARNESS_FILTERS) if ours else None
+        counts = collections.Counter(
+            census.qualified_type(obj)
+            for obj in objs
+            if census.is_subject(obj, harness_codes) and not (ours and _made_by_harness(obj))
+        )
+    finally:
+        objs.clear()
+        census.end()
+        if ours:
+            tracemalloc.stop()
+    if snapshot is None:
+        return RunGrowth(dict(counts), None, None)
+    # bytes made on lines of the project's own code: pytest plugins and libraries keep per-test bookkeeping
+    stats = [stat for stat in snapshot.statistics("lineno") if retainers.is_user_file(stat.traceback[0].filename)]
+    site = f"{_relative(stats[0].traceback[0].filename, rootdir)}:{stats[0].traceback[0].lineno}" if stats else None
+    return RunGrowth(dict(counts), sum(stat.size for stat in stats), site)
+
+
+def _relative(filename: str, rootdir: str) -> str:
+    path = os.path.abspath(filename)
+    return os.path.relpath(path, rootdir) if path.startswith(os.path.join(rootdir, "")) else filename
+
+
+def _made_by_harness(obj: Any) -> bool:
+    """Allocated in pytest's own code (a capture stream for the next phase, say)."""
+    trace = retainers.object_traceback(obj)
+    return trace is not None and len(trace) > 0 and _is_harness_file(trace[0].filename)
+
+
+def _is_harness_file(filename: str) -> bool:
+    """pytest, pluggy, xdist and any ``pytest_*`` plugin module."""
+    return any(part in filename for part in ("/_pytest/", "/pluggy/", "/xdist/", "/execnet/", "/pytest_"))
+
+
+def growth(runs: list[RunGrowth]) -> Leak | None:
+    """A leak when objects or bytes grew on every measured run; None otherwise."""
+    if not runs:
+        return None
+    always = set(runs[0].objects)
+    for run in runs[1:]:
+        always &= set(run.objects)
+    per_type = {name: int(statistics.median(run.objects[name] for run in runs)) for name in always}
+    sizes = [run.bytes for run in runs]
+    grew_bytes = all(size is not None and size >= MIN_BYTES for size in sizes)
+    if not per_type and not grew_bytes:
+        return None
+    ranked = sorted(per_type.items(), key=lambda item: (-item[1], item[0]))
+    top_type, top_count = ranked[0] if ranked else ("memory", 0)
+    return Leak(
+        type=top_type,
+        count=top_count,
+        shallow_bytes=0,
+        # bytes kept per run (median), 0 when only objects grew
+        retained_bytes=int(statistics.median(size or 0 for size in sizes)) if grew_bytes else 0,
+        retained_by=tuple(f"+{count} {name}" for name, count in ranked[:3]),
+        allocated_at=runs[-1].site,
+        kind="growth",
+        name=str(len(runs)),  # measured runs
+    )
