@@ -29,6 +29,8 @@ class Leak:
     name: str | None = None
     #: type of the object the chain ends at, when it is not ``type`` itself
     root_type: str | None = None
+    #: growth only: the module-level container that kept the run's untracked values (``pkg.mod.CACHE``)
+    holder: str | None = None
 
     @property
     def path(self) -> str:
@@ -38,7 +40,7 @@ class Leak:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["retained_by"] = list(self.retained_by)
-        for optional in ("name", "root_type"):
+        for optional in ("name", "root_type", "holder"):
             if data[optional] is None:
                 del data[optional]
         return data
@@ -55,6 +57,7 @@ class Leak:
             kind=data.get("kind", "object"),
             name=data.get("name"),
             root_type=data.get("root_type"),
+            holder=data.get("holder"),
         )
 
 

@@ -41,6 +41,8 @@ class RunGrowth:
     objects: dict[str, int]
     bytes: int | None
     site: str | None
+    #: the module-level container that kept most of the run's untracked values, with (values, bytes)
+    holder: tuple[str, int, int] | None = None
 
 
 def measure(run: Callable[[], Any], harness_codes: frozenset[types.CodeType], rootdir: str) -> RunGrowth:
@@ -62,6 +64,10 @@ def measure(run: Callable[[], Any], harness_codes: frozenset[types.CodeType], ro
             for obj in objs
             if census.is_subject(obj, harness_codes) and not (ours and _made_by_harness(obj))
         )
+        holder = None
+        if snapshot is not None and sum(stat.size for stat in snapshot.statistics("filename")) >= MIN_BYTES:
+            holders = retainers.untracked_holders()  # before tracing stops: it asks tracemalloc who is new
+            holder = holders[0] if holders else None
     finally:
         objs.clear()
         census.end()
@@ -72,7 +78,15 @@ def measure(run: Callable[[], Any], harness_codes: frozenset[types.CodeType], ro
     # bytes made on lines of the project's own code: pytest plugins and libraries keep per-test bookkeeping
     stats = [stat for stat in snapshot.statistics("lineno") if retainers.is_user_file(stat.traceback[0].filename)]
     site = f"{_relative(stats[0].traceback[0].filename, rootdir)}:{stats[0].traceback[0].lineno}" if stats else None
-    return RunGrowth(dict(counts), sum(stat.size for stat in stats), site)
+    kept = sum(stat.size for stat in stats)
+    return RunGrowth(dict(counts), kept, site, holder)
+
+
+def _holder_text(holder: tuple[str, int, int] | None) -> str | None:
+    if holder is None:
+        return None
+    path, values, _ = holder
+    return f"{path} (+{values} value{'' if values == 1 else 's'} in the last run)"
 
 
 def _relative(filename: str, rootdir: str) -> str:
@@ -113,6 +127,7 @@ def growth(runs: list[RunGrowth]) -> Leak | None:
         retained_bytes=int(statistics.median(size or 0 for size in sizes)) if grew_bytes else 0,
         retained_by=tuple(f"+{count} {name}" for name, count in ranked[:3]),
         allocated_at=runs[-1].site,
+        holder=_holder_text(runs[-1].holder) if grew_bytes else None,
         kind="growth",
         name=str(len(runs)),  # measured runs
     )

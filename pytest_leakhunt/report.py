@@ -58,6 +58,8 @@ def leak_lines(leak: Leak, number: int) -> list[str]:
         return [f"{number}) {describe_resource(leak)}"]
     if leak.kind == "growth":
         lines = [f"{number}) {describe_growth(leak)}"]
+        if leak.holder:
+            lines.append(f"   held by: {leak.holder}")
         return lines + ([f"   allocated at: {leak.allocated_at}"] if leak.allocated_at else [])
     label = f"tracked {leak.name!r}: " if leak.kind == "tracked" and leak.name else ""
     lines = [

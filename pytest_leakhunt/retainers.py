@@ -7,6 +7,7 @@ the objects they passed in.
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import sys
@@ -451,3 +452,40 @@ __all__ = [
     "retained_size",
     "shallow_size",
 ]
+
+
+_ELEMENT_CONTAINERS = (list, tuple, set, frozenset, collections.deque)
+
+
+def untracked_holders() -> list[tuple[str, int, int]]:
+    """Module-level containers holding values the collector does not track, made while tracing.
+
+    ``(path, values, bytes)``, largest first. Such values (``bytes``, ``str``,
+    numbers, tuples of them) are invisible to a census of the collector's
+    objects; tracemalloc knows which ones were allocated since it started, so
+    the containers of module globals and class attributes are searched for them.
+    Costs a pass over those containers' elements: only for repeat mode.
+    """
+    found: dict[str, list[int]] = {}
+    for module_name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(module, types.ModuleType) or type(namespace) is not dict:
+            continue
+        for key, value in list(namespace.items()):
+            places = [(f"{module_name}.{key}", value)]
+            if isinstance(value, type) and value.__module__ == module_name:
+                places += [(f"{module_name}.{key}.{attr}", inner) for attr, inner in list(_class_attrs(value).items())]
+            for path, holder in places:
+                if isinstance(holder, dict):
+                    elements: Iterable[Any] = [*holder.keys(), *holder.values()]
+                elif isinstance(holder, _ELEMENT_CONTAINERS):
+                    elements = list(holder)
+                else:
+                    continue
+                for element in elements:
+                    if not gc.is_tracked(element) and tracemalloc.get_object_traceback(element) is not None:
+                        entry = found.setdefault(path, [0, 0])
+                        entry[0] += 1
+                        entry[1] += sys.getsizeof(element)
+            places.clear()
+    return sorted(((path, n, size) for path, (n, size) in found.items()), key=lambda item: -item[2])

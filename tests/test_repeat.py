@@ -53,7 +53,13 @@ def test_repeat_reports_what_grows_on_every_run(pytester: pytest.Pytester) -> No
             "LEAKED *::test_bytes_grow: grows on every run: +3.9 KiB per run (3 runs after a warm-up)",
         ]
     )
-    result.stdout.fnmatch_lines(["*grows on every run: +3.9 KiB*", "   allocated at: test_repeat_reports_what_grows_on_every_run.py:14"])
+    result.stdout.fnmatch_lines(
+        [
+            "*grows on every run: +3.9 KiB*",
+            "   held by: test_repeat_reports_what_grows_on_every_run.BLOBS (+1 value in the last run)",
+            "   allocated at: test_repeat_reports_what_grows_on_every_run.py:14",
+        ]
+    )
     assert not re.search(r"LEAKED .*(first_use|fixture_and)", result.stdout.str())
 
 
