@@ -36,6 +36,10 @@ GROWING = """
     def test_fixture_and_temporaries_are_clean(order):
         data = [bytes(100) for _ in range(50)]
         assert order.lines and len(data) == 50
+
+    def test_temporary_large_bytes_is_clean():
+        blob = bytes(20_000_000)
+        assert len(blob) == 20_000_000
 """
 
 
@@ -43,7 +47,7 @@ def test_repeat_reports_what_grows_on_every_run(pytester: pytest.Pytester) -> No
     pytester.makepyfile(GROWING)
     result = pytester.runpytest_subprocess("--detect-leaks", "--leaks-repeat=3")
     # the extra runs make no reports of their own
-    assert result.parseoutcomes() == {"passed": 4, "leaked": 2}
+    assert result.parseoutcomes() == {"passed": 5, "leaked": 2}
     result.stdout.fnmatch_lines(
         [
             "*::test_objects_grow _*",
@@ -60,13 +64,13 @@ def test_repeat_reports_what_grows_on_every_run(pytester: pytest.Pytester) -> No
             "   allocated at: test_repeat_reports_what_grows_on_every_run.py:14",
         ]
     )
-    assert not re.search(r"LEAKED .*(first_use|fixture_and)", result.stdout.str())
+    assert not re.search(r"LEAKED .*(first_use|fixture_and|temporary)", result.stdout.str())
 
 
 def test_without_repeat_bytes_in_an_old_list_are_not_seen(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(GROWING)
     result = pytester.runpytest_subprocess("--detect-leaks")
-    assert result.parseoutcomes() == {"passed": 4, "leaked": 1}
+    assert result.parseoutcomes() == {"passed": 5, "leaked": 1}
     assert "test_bytes_grow" not in result.stdout.str().split("LEAKS")[-1]
 
 
