@@ -28,6 +28,16 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
         "or all, or none (default: threads,tasks,processes).",
     ),
     (
+        "--leaks-baseline",
+        "leaks_baseline",
+        "JSON file of known leaks (fingerprints): leaks listed there do not fail their tests.",
+    ),
+    (
+        "--leaks-baseline-update",
+        "leaks_baseline_update",
+        "write today's leaks into the --leaks-baseline file instead of failing on them.",
+    ),
+    (
         "--leaks-repeat",
         "leaks_repeat",
         "run each checked test this many extra times (after one warm-up) and report what grows on every run "
@@ -49,6 +59,8 @@ class Settings:
     ignore_types: frozenset[str] = frozenset()
     resources: frozenset[str] = DEFAULT_KINDS
     repeat: int = 0
+    baseline_path: str | None = None
+    baseline_update: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,12 @@ def resolve(config: pytest.Config) -> Settings:
         return value if isinstance(value, bool) else _parse_bool(str(value), where)
 
     report = pick("--leaks-report", "leaks_report", lambda v, w: _check_writable(str(v), w), None)
+    update = pick("--leaks-baseline-update", "leaks_baseline_update", as_bool, False)
+    baseline = pick(
+        "--leaks-baseline", "leaks_baseline", lambda v, w: _check_writable(str(v), w) if update else str(v), None
+    )
+    if update and baseline is None:
+        raise pytest.UsageError("command line option --leaks-baseline-update: needs --leaks-baseline=FILE to write to")
     return Settings(
         detect_leaks=pick("--detect-leaks", "detect_leaks", as_bool, False),
         trace=pick("--leaks-trace", "leaks_trace", as_bool, False),
@@ -156,6 +174,8 @@ def resolve(config: pytest.Config) -> Settings:
         ignore_types=pick("--leaks-ignore-types", "leaks_ignore_types", lambda v, w: _parse_types(str(v)), frozenset()),
         resources=pick("--leaks-resources", "leaks_resources", _parse_resources, DEFAULT_KINDS),
         repeat=pick("--leaks-repeat", "leaks_repeat", _parse_repeat, 0),
+        baseline_path=baseline,
+        baseline_update=update,
     )
 
 

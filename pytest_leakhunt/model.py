@@ -31,6 +31,10 @@ class Leak:
     root_type: str | None = None
     #: growth only: the module-level container that kept the run's untracked values (``pkg.mod.CACHE``)
     holder: str | None = None
+    #: the usual fix when the leak matches a known pattern (see ``hints``)
+    hint: str | None = None
+    #: a stable name for the leak group, from names only (see ``hints.fingerprint``)
+    fingerprint: str | None = None
 
     @property
     def path(self) -> str:
@@ -40,7 +44,7 @@ class Leak:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["retained_by"] = list(self.retained_by)
-        for optional in ("name", "root_type", "holder"):
+        for optional in ("name", "root_type", "holder", "hint", "fingerprint"):
             if data[optional] is None:
                 del data[optional]
         return data
@@ -58,6 +62,8 @@ class Leak:
             name=data.get("name"),
             root_type=data.get("root_type"),
             holder=data.get("holder"),
+            hint=data.get("hint"),
+            fingerprint=data.get("fingerprint"),
         )
 
 
@@ -121,6 +127,8 @@ class RunTotals:
     allowed: dict[str, str] = field(default_factory=dict)
     #: with a JSON report: test id -> (process RSS after its teardown, growth since the previous test's)
     memory: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: leaks the baseline knows: fingerprint -> (first test that showed it, description)
+    baselined: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def most_growth(self, n: int = 3) -> list[tuple[str, int]]:
         """The tests after which the process grew most, largest first."""
@@ -145,6 +153,8 @@ class RunTotals:
             self.record(nodeid, result)
         self.allowed.update(other.allowed)
         self.memory.update(other.memory)
+        for key, value in other.baselined.items():
+            self.baselined.setdefault(key, value)
 
     @property
     def tests_checked(self) -> int:
@@ -173,12 +183,14 @@ class RunTotals:
             "found": [result.to_json() for result in self.found.values()],
             "allowed": dict(self.allowed),
             "memory": [[nodeid, rss, growth] for nodeid, (rss, growth) in self.memory.items()],
+            "baselined": [[key, nodeid, text] for key, (nodeid, text) in self.baselined.items()],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunTotals:
         totals = cls(checked=set(data.get("checked", ())), allowed=dict(data.get("allowed", {})))
         totals.memory = {nodeid: (int(rss), int(growth)) for nodeid, rss, growth in data.get("memory", ())}
+        totals.baselined = {key: (nodeid, text) for key, nodeid, text in data.get("baselined", ())}
         for item in data.get("found", ()):
             result = TestLeaks.from_json(item)
             totals.found[result.nodeid] = result

@@ -16,7 +16,7 @@ from pytest_leakhunt.session import TRACKER_KEY, LeakHunt
 from pytest_leakhunt.tracker import LeakTracker
 
 _PLUGIN_NAME = "leakhunt-session"
-_FLAGS = {"--detect-leaks", "--leaks-trace"}
+_FLAGS = {"--detect-leaks", "--leaks-trace", "--leaks-baseline-update"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

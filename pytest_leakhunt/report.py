@@ -54,6 +54,22 @@ def describe_growth(leak: Leak) -> str:
 
 
 def leak_lines(leak: Leak, number: int) -> list[str]:
+    lines = _leak_lines(leak, number)
+    if leak.hint:
+        lines.append(f"   hint: {leak.hint}")
+    return lines
+
+
+def describe(leak: Leak) -> str:
+    """One line for a leak of any kind (summaries, baseline files)."""
+    if leak.kind in RESOURCE_KINDS:
+        return describe_resource(leak)
+    if leak.kind == "growth":
+        return describe_growth(leak)
+    return f"{leak.type} x{leak.count} held by {leak.path}"
+
+
+def _leak_lines(leak: Leak, number: int) -> list[str]:
     if leak.kind in RESOURCE_KINDS:
         return [f"{number}) {describe_resource(leak)}"]
     if leak.kind == "growth":
@@ -106,13 +122,7 @@ def render_summary(totals: RunTotals) -> list[str]:
         if result.leaks:
             first = result.leaks[0]
             more = f" (+{_plural(len(result.leaks) - 1, 'more group')})" if len(result.leaks) > 1 else ""
-            if first.kind in RESOURCE_KINDS:
-                what = describe_resource(first)
-            elif first.kind == "growth":
-                what = describe_growth(first)
-            else:
-                what = f"{first.type} x{first.count} held by {first.path}"
-            lines.append(f"LEAKED {result.nodeid}: {what}{more}")
+            lines.append(f"LEAKED {result.nodeid}: {describe(first)}{more}")
         else:
             lines.append(f"ERROR {result.nodeid}: leakhunt could not check it: {result.error}")
     for nodeid, reason in totals.allowed.items():

@@ -36,9 +36,10 @@ def running(objs: list[Any], kinds: frozenset[str]) -> tuple[list[Leak], set[int
     """
     found: list[Leak] = []
     ids: set[int] = set()
-    present = set(map(type, objs))  # a handful of distinct types: the common case costs a set and a few issubclass
+    # a handful of distinct types, each judged once per session: the common case costs a set and a few lookups
+    present = {_kind_of(cls) for cls in set(map(type, objs))}
     for kind, finder in (("threads", _threads), ("tasks", _tasks), ("processes", _processes)):
-        if kind in kinds and _any_of(present, _BASES[kind]):
+        if kind in kinds and kind in present:
             for obj_id, leak in finder(objs):
                 ids.add(obj_id)
                 found.append(leak)
@@ -53,9 +54,23 @@ _BASES = {
 }
 
 
-def _any_of(present: set[type], bases: tuple[tuple[str, str], ...]) -> bool:
-    classes = tuple(getattr(sys.modules[module], name) for module, name in bases if module in sys.modules)
-    return bool(classes) and any(issubclass(kind, classes) for kind in present)
+_KIND_OF: dict[type, str | None] = {}
+
+
+def _kind_of(cls: type) -> str | None:
+    """Which finder cares about instances of *cls*; cached (a base's module is imported before any instance exists)."""
+    try:
+        return _KIND_OF[cls]
+    except KeyError:
+        pass
+    kind = None
+    for name, bases in _BASES.items():
+        classes = tuple(getattr(sys.modules[module], attr) for module, attr in bases if module in sys.modules)
+        if classes and issubclass(cls, classes):
+            kind = name
+            break
+    _KIND_OF[cls] = kind
+    return kind
 
 
 def _threads(objs: list[Any]) -> list[tuple[int, Leak]]:

@@ -8,6 +8,7 @@ teardown hook, so function-scoped fixtures count as the test's.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import gc
 import tracemalloc
 import types
@@ -15,10 +16,10 @@ from typing import Any, Generator, Iterator
 
 import pytest
 
-from pytest_leakhunt import census, repeat, resources, retainers
+from pytest_leakhunt import baseline, census, hints, resources, retainers
 from pytest_leakhunt.config import Settings, TestPolicy, policy_for
 from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
-from pytest_leakhunt.report import render_summary, render_test, write_json
+from pytest_leakhunt.report import describe, render_summary, render_test, write_json
 from pytest_leakhunt.tracker import LeakTracker
 
 POLICY_KEY = pytest.StashKey[TestPolicy]()
@@ -46,6 +47,12 @@ class LeakHunt:
         self.distributed = False
         #: inside the extra runs of --leaks-repeat: no check windows, no memory notes
         self.repeating = False
+        #: known leaks by fingerprint (empty when updating the baseline: then every leak is recorded)
+        self.baseline: dict[str, baseline.Entry] = (
+            baseline.load(settings.baseline_path, "leaks baseline")
+            if settings.baseline_path and not settings.baseline_update
+            else {}
+        )
         self._checks = 0
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
@@ -128,12 +135,35 @@ class LeakHunt:
                 terminalreporter.write_sep("_", result.nodeid, red=True)
                 terminalreporter.write_line(render_test(result, traced=self.settings.trace))
         terminalreporter.write_sep("=", "leakhunt summary", red=bool(leaking))
-        for line in render_summary(self.totals):
+        for line in [*render_summary(self.totals), *self._baseline_lines()]:
             terminalreporter.write_line(line)
 
+    def _baseline_lines(self) -> list[str]:
+        """What the baseline let through, what in it no longer occurs, and what was written."""
+        settings, known = self.settings, self.totals.baselined
+        if settings.baseline_update:
+            return [f"leakhunt: wrote {len(known)} known leak group(s) to {settings.baseline_path}"]
+        lines = []
+        if known:
+            lines.append(f"leakhunt: {len(known)} leak group(s) in the baseline did not fail their tests")
+        for entry in self.baseline.values():
+            if entry.fingerprint not in known:
+                lines.append(
+                    f"leakhunt: baseline entry {entry.fingerprint} no longer occurs ({entry.nodeid}: {entry.description}); "
+                    "remove it, or run the whole suite with --leaks-baseline-update"
+                )
+        return lines
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.settings.report_path and not hasattr(self.config, "workerinput"):  # a worker's go to the controller
+        if hasattr(self.config, "workerinput"):
+            return  # a worker's findings go to the controller
+        if self.settings.report_path:
             write_json(self.settings.report_path, self.totals, pytest.__version__)
+        if self.settings.baseline_update and self.settings.baseline_path:
+            baseline.write(
+                self.settings.baseline_path,
+                {key: baseline.Entry(key, nodeid, text) for key, (nodeid, text) in self.totals.baselined.items()},
+            )
 
     def pytest_unconfigure(self) -> None:
         self._chains.clear()
@@ -162,6 +192,7 @@ class LeakHunt:
                 tracker.close()
         # objects held by program state first, then what grows per run, then resources left behind
         leaks.sort(key=lambda leak: (_KIND_ORDER.get(leak.kind, 3), -leak.retained_bytes, leak.type))
+        leaks = [dataclasses.replace(leak, hint=hints.hint_for(leak), fingerprint=hints.fingerprint(leak)) for leak in leaks]
         return TestLeaks(nodeid=item.nodeid, leaks=tuple(leaks), outcome="failed", more_groups=more)
 
     def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:
@@ -192,8 +223,11 @@ class LeakHunt:
             return [], 0
         candidates = census.find_leaked_roots(survivors, context, self.known)
         if owned:
-            objs = survivors.objs
-            candidates = [i for i in candidates if not any(id(objs[j]) in owned for j in survivors.closure([i]))]
+            # A reported thread or task, what it keeps (its target, the event it waits on) and what reaches
+            # into that (a bound method on its running stack) are its state, already reported with it.
+            index = survivors.index
+            theirs = survivors.closure([index[key] for key in owned if index.get(key, -1) >= 0])
+            candidates = [i for i in candidates if not (survivors.closure([i]) & theirs)]
         if not candidates:
             return [], 0
         if any(i not in context.chains for i in candidates):
@@ -347,6 +381,8 @@ class LeakHunt:
         """One warm-up and *runs* measured runs of the whole protocol, reports discarded."""
         from _pytest.runner import runtestprotocol  # the function pytest-rerunfailures reruns tests with
 
+        from pytest_leakhunt import repeat  # imported on demand: most runs never repeat
+
         codes = self._hook_codes()
         self.repeating = True
         try:
@@ -435,6 +471,12 @@ class RuntestHooks:
             return report
         del item.stash[VERDICT_KEY]
         data: dict[str, Any] = {"checked": True}
+        settings = self.hunt.settings
+        if verdict.leaks and (self.hunt.baseline or settings.baseline_update):
+            known = [leak for leak in verdict.leaks if settings.baseline_update or leak.fingerprint in self.hunt.baseline]
+            if known:
+                data["baselined"] = [[leak.fingerprint, describe(leak)] for leak in known]
+                verdict = dataclasses.replace(verdict, leaks=tuple(leak for leak in verdict.leaks if leak not in known))
         if verdict.leaks or verdict.error:
             already_failed = item.stash.get(FAILED_KEY, False) or report.failed
             text = render_test(verdict, traced=self.hunt.settings.trace)
@@ -469,6 +511,8 @@ def record(totals: RunTotals, report: pytest.TestReport) -> None:
         return
     if "rss" in data:
         totals.memory[report.nodeid] = (int(data["rss"]), int(data["growth"]))
+    for key, text in data.get("baselined", ()):
+        totals.baselined.setdefault(key, (report.nodeid, text))
     if "allowed" in data:
         totals.allow(report.nodeid, data["allowed"])
     elif data.get("checked"):

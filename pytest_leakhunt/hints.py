@@ -1,0 +1,66 @@
+"""Fix hints and fingerprints: what a leak's names say, computed from plain data only.
+
+A hint is added when a leak's type or retainer path matches a pattern people
+meet again and again; a fingerprint names a leak group without addresses or
+indices, so the same leak found by fifty tests is one group, and a baseline
+file can list it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from pytest_leakhunt.model import Leak, render_path
+
+#: (test on the type, test on the path, hint); the first match wins.
+_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    (r"", r"<lru_cache>", "an unbounded functools.lru_cache keeps every argument and result: give it a maxsize, "
+     "or call .cache_clear() in the test's teardown"),
+    (r"^unittest\.mock\.|Mock$", r"", "a mock.patch started with .start() stays until .stop(): use it as a context manager, "
+     "or pytest's monkeypatch fixture, which undoes itself"),
+    (r"", r"unittest\.mock|_patch", "a mock.patch started with .start() stays until .stop(): use it as a context manager, "
+     "or pytest's monkeypatch fixture, which undoes itself"),
+    (r"", r"\.(handlers|filters)\[", "a handler or filter added to a logger stays until removed: call "
+     "logger.removeHandler(handler) in teardown, or use the caplog fixture"),
+    (r"", r"atexit", "atexit.register keeps the callback and what it is bound to until the process exits: "
+     "atexit.unregister(callback) in teardown"),
+    (r"", r"(?i)(listeners|subscribers|observers|callbacks|hooks|handlers)\b", "a listener registered on a "
+     "long-lived object stays until removed: unsubscribe in teardown, or keep a weakref.WeakMethod"),
+    (r"(Error|Exception)$|^traceback$|^frame$", r"", "a stored exception keeps its traceback and every frame's local "
+     "variables alive: store str(exc) or exc.with_traceback(None) instead"),
+)
+
+#: By kind, for resources and growth.
+_KIND_HINTS = {
+    "thread": "join the thread in teardown (thread.join()), after telling it to stop (a threading.Event)",
+    "task": "await or cancel the task before the test ends (task.cancel(), then await it)",
+    "process": "wait for the process in teardown (proc.wait() or proc.communicate()), or use subprocess.run",
+    "fd": "close the descriptor (os.close) or use a with block",
+}
+
+
+def hint_for(leak: Leak) -> str | None:
+    """The usual fix for the pattern this leak matches, if any."""
+    if leak.kind in _KIND_HINTS:
+        return _KIND_HINTS[leak.kind]
+    path = render_path(leak.retained_by)
+    for type_pattern, path_pattern, hint in _PATTERNS:
+        if type_pattern and not re.search(type_pattern, leak.type):
+            continue
+        if path_pattern and not re.search(path_pattern, path):
+            continue
+        return hint
+    return None
+
+
+#: Indices, addresses and numbers that differ between runs and tests: ``[3]``, ``[140304713303744]``, ``pid 4242``.
+_VOLATILE = re.compile(r"\[\d+\]|0x[0-9a-f]+|\b\d+\b")
+
+
+def fingerprint(leak: Leak) -> str:
+    """A stable name for a leak group: kind, type and retainer path, without indices or addresses."""
+    path = _VOLATILE.sub("#", render_path(leak.retained_by))
+    name = _VOLATILE.sub("#", leak.name or "") if leak.kind in ("tracked", "thread", "task") else ""
+    text = "|".join((leak.kind, leak.type, path, name))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]  # noqa: S324 - a name, not a secret
