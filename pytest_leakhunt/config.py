@@ -38,6 +38,11 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
         "write today's leaks into the --leaks-baseline file instead of failing on them.",
     ),
     (
+        "--leaks-snapshot-dir",
+        "leaks_snapshot_dir",
+        "write a .heapsnapshot (Chrome DevTools / memlab) of each leaking test's leaked objects and retainers here.",
+    ),
+    (
         "--leaks-repeat",
         "leaks_repeat",
         "run each checked test this many extra times (after one warm-up) and report what grows on every run "
@@ -61,6 +66,7 @@ class Settings:
     repeat: int = 0
     baseline_path: str | None = None
     baseline_update: bool = False
+    snapshot_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,13 @@ def _parse_resources(value: Any, where: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _check_directory(value: Any, where: str) -> str:
+    path = str(value)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise pytest.UsageError(f"{where}: {path!r} is a file, expected a directory")
+    return path
+
+
 def _check_writable(path: str, where: str) -> str:
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
@@ -176,6 +189,7 @@ def resolve(config: pytest.Config) -> Settings:
         repeat=pick("--leaks-repeat", "leaks_repeat", _parse_repeat, 0),
         baseline_path=baseline,
         baseline_update=update,
+        snapshot_dir=pick("--leaks-snapshot-dir", "leaks_snapshot_dir", _check_directory, None),
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import gc
+import os
+import re
 import tracemalloc
 import types
 from typing import Any, Generator, Iterator
@@ -54,6 +56,7 @@ class LeakHunt:
             else {}
         )
         self._checks = 0
+        self._current_nodeid = ""
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
         self._globals = retainers.ModuleGlobals()
@@ -102,6 +105,7 @@ class LeakHunt:
             return
         del item.stash[WINDOW_KEY]
         self._checks += 1
+        self._current_nodeid = item.nodeid
         try:
             verdict = self._check(item, policy)
         except Exception as exc:  # reported on the test, never raised into pytest
@@ -345,6 +349,7 @@ class LeakHunt:
                 by_type = {t: [p for p in ps if anchor_of[p] not in orphans or anchor_of[p] in kept] for t, ps in by_type.items()}
         leaks: list[Leak] = []
         more = 0
+        drawn: list[tuple[list[Any], set[int]]] = []  # for --leaks-snapshot-dir: each group's chain and closure
         for type_name, principals in by_type.items():
             pending = list(principals)
             while pending:
@@ -356,12 +361,16 @@ class LeakHunt:
                 chain = chains.get(anchor) or [objs[anchor]]
                 segments = retainers.describe_chain(chain, ignore=[objs])
                 holder = chain[-2] if len(chain) >= 2 else None
+                if self.settings.snapshot_dir:
+                    drawn.append((chain, set()))
                 del chain
                 held = {id(r) for r in gc.get_referents(holder)} if holder is not None else set()
                 del holder
                 group = [first] + [p for p in pending[1:] if any(id(objs[r]) in held for r in units[p])]
                 pending = [p for p in pending if p not in group]
                 closure = survivors.closure([r for p in group for r in units[p]])
+                if drawn and not drawn[-1][1]:
+                    drawn[-1][1].update(closure)
                 representative = objs[first]
                 leaks.append(
                     Leak(
@@ -375,7 +384,21 @@ class LeakHunt:
                     )
                 )
                 del representative
+        if drawn:
+            self._write_snapshot(drawn, objs)
+            drawn.clear()
         return leaks, more
+
+    def _write_snapshot(self, drawn: list[tuple[list[Any], set[int]]], objs: list[Any]) -> None:
+        """The leaked objects of this test, their references among themselves, and their chains from modules."""
+        from pytest_leakhunt import heapsnapshot  # only for --leaks-snapshot-dir
+
+        snapshot = heapsnapshot.Snapshot()
+        for chain, closure in drawn:
+            heapsnapshot.add_chain(snapshot, chain)
+            heapsnapshot.add_objects(snapshot, [objs[j] for j in closure])
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self._current_nodeid).strip("_") + ".heapsnapshot"
+        snapshot.write(os.path.join(str(self.settings.snapshot_dir), name))
 
     def repeat_runs(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int) -> Leak | None:
         """One warm-up and *runs* measured runs of the whole protocol, reports discarded."""
