@@ -37,6 +37,7 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
         "leaks_baseline_update",
         "write today's leaks into the --leaks-baseline file instead of failing on them.",
     ),
+    ("--leaks-html", "leaks_html", "write a self-contained HTML report of every leaking test to this path."),
     (
         "--leaks-snapshot-dir",
         "leaks_snapshot_dir",
@@ -67,6 +68,7 @@ class Settings:
     baseline_path: str | None = None
     baseline_update: bool = False
     snapshot_dir: str | None = None
+    html_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def resolve(config: pytest.Config) -> Settings:
         baseline_path=baseline,
         baseline_update=update,
         snapshot_dir=pick("--leaks-snapshot-dir", "leaks_snapshot_dir", _check_directory, None),
+        html_path=pick("--leaks-html", "leaks_html", lambda v, w: _check_writable(str(v), w), None),
     )
 
 

@@ -163,6 +163,10 @@ class LeakHunt:
             return  # a worker's findings go to the controller
         if self.settings.report_path:
             write_json(self.settings.report_path, self.totals, pytest.__version__)
+        if self.settings.html_path:
+            from pytest_leakhunt import html  # only for --leaks-html
+
+            html.write(self.settings.html_path, self.totals, pytest.__version__)
         if self.settings.baseline_update and self.settings.baseline_path:
             baseline.write(
                 self.settings.baseline_path,
@@ -516,7 +520,8 @@ class RuntestHooks:
 
     def _note_memory(self, report: pytest.TestReport) -> None:
         """With a JSON report, the process's RSS after each test: the session's memory curve."""
-        if not self.hunt.settings.report_path or self.hunt.repeating:
+        settings = self.hunt.settings
+        if not (settings.report_path or settings.html_path) or self.hunt.repeating:
             return
         rss = resources.rss_bytes()
         if rss is None:
