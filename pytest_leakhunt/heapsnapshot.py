@@ -32,7 +32,7 @@ _ARRAYS = (list, tuple, set, frozenset, collections.deque)
 _NODE_TYPE = {name: i for i, name in enumerate(NODE_TYPES)}
 _EDGE_TYPE = {name: i for i, name in enumerate(EDGE_TYPES)}
 #: Types whose node name depends on the object (its value, its name), not only on its type.
-_PER_OBJECT = frozenset({str, int, float, complex, type, types.ModuleType, types.FunctionType, types.MethodType,
+_PER_OBJECT = frozenset({str, type, types.ModuleType, types.FunctionType, types.MethodType,
                          types.BuiltinFunctionType, types.CodeType})  # fmt: skip
 
 
@@ -42,8 +42,10 @@ class Snapshot:
     def __init__(self) -> None:
         self._strings: dict[str, int] = {}
         self._index: dict[int, int] = {}
-        self._nodes: list[list[int]] = []  # type, name, id, self_size, (edge count filled at the end), 0, 0
-        self._edges: list[list[tuple[int, int, int]]] = []
+        #: flat, 7 ints per node (type, name, id, self_size, edge count filled at the end, 0, 0)
+        self._nodes: list[int] = []
+        #: per node, flat, 3 ints per edge (type, name or index, to node number)
+        self._edges: list[list[int]] = []
         self._by_type: dict[type, tuple[str, str]] = {}
         self.root = self._new_node("synthetic", "(Python roots)", 0)
 
@@ -54,9 +56,10 @@ class Snapshot:
         return index
 
     def _new_node(self, kind: str, name: str, size: int) -> int:
-        self._nodes.append([_NODE_TYPE[kind], self._string(name), 2 * len(self._nodes) + 1, size, 0, 0, 0])
+        number = len(self._edges)
+        self._nodes.extend((_NODE_TYPE[kind], self._string(name), 2 * number + 1, size, 0, 0, 0))
         self._edges.append([])
-        return len(self._nodes) - 1
+        return number
 
     def node(self, obj: Any) -> int:
         """The node of *obj*, made on first sight."""
@@ -67,7 +70,7 @@ class Snapshot:
             described = self._by_type.get(cls)
             if described is None:
                 kind, name = _describe(obj)
-                if kind in ("object", "array") and cls not in _PER_OBJECT:
+                if kind in ("object", "array", "number") and cls not in _PER_OBJECT:
                     self._by_type[cls] = (kind, name)
             else:
                 kind, name = described
@@ -79,7 +82,7 @@ class Snapshot:
 
     def edge(self, parent: int, kind: str, name: str | int, child: int) -> None:
         label = name if kind in ("element", "hidden") else self._string(str(name))
-        self._edges[parent].append((_EDGE_TYPE[kind], int(label), child))
+        self._edges[parent].extend((_EDGE_TYPE[kind], int(label), child))
 
     def link(self, parent_obj: Any, child_obj: Any) -> None:
         """An edge parent -> child named as the reference is (attribute, key, index)."""
@@ -87,14 +90,13 @@ class Snapshot:
         self.edge(self.node(parent_obj), kind, name, self.node(child_obj))
 
     def to_json(self) -> dict[str, Any]:
-        nodes: list[int] = []
+        nodes = self._nodes
         edges: list[int] = []
         width = len(NODE_FIELDS)
-        for fields, out in zip(self._nodes, self._edges):
-            fields[4] = len(out)
-            nodes.extend(fields)
-            for kind, label, child in out:
-                edges.extend((kind, label, child * width))
+        for number, out in enumerate(self._edges):
+            nodes[number * width + 4] = len(out) // 3
+            out[2::3] = [child * width for child in out[2::3]]
+            edges.extend(out)
         return {
             "snapshot": {
                 "meta": {
@@ -107,7 +109,7 @@ class Snapshot:
                     "sample_fields": ["timestamp_us", "last_assigned_id"],
                     "location_fields": ["object_index", "script_id", "line", "column"],
                 },
-                "node_count": len(self._nodes),
+                "node_count": len(self._edges),
                 "edge_count": len(edges) // len(EDGE_FIELDS),
                 "trace_function_count": 0,
             },
@@ -135,7 +137,7 @@ def _describe(obj: Any) -> tuple[str, str]:
     if isinstance(obj, str):
         return "string", obj if len(obj) <= 80 else obj[:77] + "..."
     if isinstance(obj, (int, float, complex)) and not isinstance(obj, bool):
-        return "number", repr(obj)
+        return "number", type(obj).__name__  # a name per value would fill the string table
     if isinstance(obj, types.ModuleType):
         return "object", f"module {obj.__name__}"
     if isinstance(obj, type):
@@ -198,7 +200,7 @@ def add_chain(snapshot: Snapshot, chain: list[Any]) -> None:
     if isinstance(first, types.ModuleType):
         snapshot.edge(snapshot.root, "property", first.__name__, snapshot.node(first))
     else:
-        snapshot.edge(snapshot.root, "hidden", len(snapshot._edges[snapshot.root]), snapshot.node(first))  # noqa: SLF001
+        snapshot.edge(snapshot.root, "hidden", len(snapshot._edges[snapshot.root]) // 3, snapshot.node(first))  # noqa: SLF001
     for parent, child in zip(chain, chain[1:]):
         snapshot.link(parent, child)
 
@@ -232,27 +234,62 @@ def write_heap_snapshot(path: str | None = None) -> str:
     for name, module in sorted(sys.modules.items()):
         if isinstance(module, types.ModuleType):
             snapshot.edge(snapshot.root, "property", name, snapshot.node(module))
+    enabled = gc.isenabled()
+    gc.disable()  # the walk makes millions of small containers; collecting them mid-walk would scan the heap again and again
     try:
-        for obj in objs:
-            parent = snapshot.node(obj)
-            if isinstance(obj, dict):
-                for key, value in list(obj.items()):
-                    label = key if isinstance(key, str) else repr(key)[:40]
-                    snapshot.edge(parent, "property", label, snapshot.node(value))
-            elif isinstance(obj, (list, tuple, collections.deque)):
-                for position, value in enumerate(list(obj)):
-                    snapshot.edge(parent, "element", position, snapshot.node(value))
-            else:
-                attrs = _attrs(obj)
-                named = {id(v) for v in attrs.values()} if attrs is not None else set()
-                for key, value in list(attrs.items()) if attrs is not None else ():
-                    snapshot.edge(parent, "property", key, snapshot.node(value))
-                for ref in gc.get_referents(obj):
-                    if id(ref) not in named and ref is not attrs:
-                        snapshot.edge(parent, "internal", type(ref).__name__, snapshot.node(ref))
+        _walk(snapshot, objs)
         return snapshot.write(path)
     finally:
         objs.clear()
+        if enabled:
+            gc.enable()
+
+
+def _walk(snapshot: Snapshot, objs: list[Any]) -> None:
+    """Every object's references, named. The hot loop of a whole-heap snapshot: method lookups are hoisted
+    and the common node case is inlined (a million objects make several million references)."""
+    index, by_type, strings = snapshot._index, snapshot._by_type, snapshot._strings  # noqa: SLF001
+    nodes, edges = snapshot._nodes, snapshot._edges  # noqa: SLF001
+    new_node, string, slow_node = snapshot._new_node, snapshot._string, snapshot.node  # noqa: SLF001
+    get_referents, getsizeof = gc.get_referents, sys.getsizeof
+    element, prop, internal = _EDGE_TYPE["element"], _EDGE_TYPE["property"], _EDGE_TYPE["internal"]
+    sequences = (list, tuple, collections.deque)
+
+    def node(obj: Any) -> int:
+        found = index.get(id(obj))
+        if found is not None:
+            return found
+        described = by_type.get(type(obj))
+        if described is None:
+            return slow_node(obj)
+        found = len(edges)
+        nodes.extend((_NODE_TYPE[described[0]], strings[described[1]] if described[1] in strings else string(described[1]),
+                      2 * found + 1, getsizeof(obj), 0, 0, 0))  # fmt: skip
+        edges.append([])
+        index[id(obj)] = found
+        return found
+
+    for obj in objs:
+        out = edges[node(obj)]
+        cls = type(obj)
+        if cls is dict:
+            for key, value in list(obj.items()):
+                label = key if type(key) is str else repr(key)[:40]
+                out.extend((prop, strings[label] if label in strings else string(label), node(value)))
+        elif cls in sequences or isinstance(obj, sequences):
+            for position, value in enumerate(list(obj)):
+                out.extend((element, position, node(value)))
+        else:
+            attrs = _attrs(obj)
+            named: set[int] = set()
+            if attrs is not None:
+                for key, value in list(attrs.items()):
+                    named.add(id(value))
+                    out.extend((prop, strings[key] if key in strings else string(str(key)), node(value)))
+            for ref in get_referents(obj):
+                if id(ref) not in named and ref is not attrs:
+                    label = type(ref).__name__
+                    out.extend((internal, strings[label] if label in strings else string(label), node(ref)))
 
 
 def type_stats(path: str) -> dict[str, tuple[int, int]]:
