@@ -13,23 +13,21 @@ import re
 
 from pytest_leakhunt.model import Leak, render_path
 
-#: (test on the type, test on the path, hint); the first match wins.
-_PATTERNS: tuple[tuple[str, str, str], ...] = (
-    (r"", r"<lru_cache>", "an unbounded functools.lru_cache keeps every argument and result: give it a maxsize, "
+#: (pattern, hint), searched in "<retainer path> :: <type>"; the first match wins.
+_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"<lru_cache>", "an unbounded functools.lru_cache keeps every argument and result: give it a maxsize, "
      "or call .cache_clear() in the test's teardown"),
-    (r"^unittest\.mock\.|Mock$", r"", "a mock.patch started with .start() stays until .stop(): use it as a context manager, "
-     "or pytest's monkeypatch fixture, which undoes itself"),
-    (r"", r"unittest\.mock|_patch", "a mock.patch started with .start() stays until .stop(): use it as a context manager, "
-     "or pytest's monkeypatch fixture, which undoes itself"),
-    (r"", r"\.(handlers|filters)\[", "a handler or filter added to a logger stays until removed: call "
+    (r"unittest\.mock|_patch\b|:: .*Mock$", "a mock.patch started with .start() stays until .stop(): use it as a "
+     "context manager, or pytest's monkeypatch fixture, which undoes itself"),
+    (r"\.(handlers|filters)\[", "a handler or filter added to a logger stays until removed: call "
      "logger.removeHandler(handler) in teardown, or use the caplog fixture"),
-    (r"", r"atexit", "atexit.register keeps the callback and what it is bound to until the process exits: "
+    (r"atexit", "atexit.register keeps the callback and what it is bound to until the process exits: "
      "atexit.unregister(callback) in teardown"),
-    (r"", r"(?i)(listeners|subscribers|observers|callbacks|hooks|handlers)\b", "a listener registered on a "
+    (r"(?i)(listeners|subscribers|observers|callbacks|hooks|handlers)\b.* :: ", "a listener registered on a "
      "long-lived object stays until removed: unsubscribe in teardown, or keep a weakref.WeakMethod"),
-    (r"(Error|Exception)$|^traceback$|^frame$", r"", "a stored exception keeps its traceback and every frame's local "
+    (r":: (.*(Error|Exception)|traceback|frame)$", "a stored exception keeps its traceback and every frame's local "
      "variables alive: store str(exc) or exc.with_traceback(None) instead"),
-)
+)  # fmt: skip
 
 #: By kind, for resources and growth.
 _KIND_HINTS = {
@@ -44,14 +42,8 @@ def hint_for(leak: Leak) -> str | None:
     """The usual fix for the pattern this leak matches, if any."""
     if leak.kind in _KIND_HINTS:
         return _KIND_HINTS[leak.kind]
-    path = render_path(leak.retained_by)
-    for type_pattern, path_pattern, hint in _PATTERNS:
-        if type_pattern and not re.search(type_pattern, leak.type):
-            continue
-        if path_pattern and not re.search(path_pattern, path):
-            continue
-        return hint
-    return None
+    text = f"{render_path(leak.retained_by)} :: {leak.type}"
+    return next((hint for pattern, hint in _PATTERNS if re.search(pattern, text)), None)
 
 
 #: Indices, addresses and numbers that differ between runs and tests: ``[3]``, ``[140304713303744]``, ``pid 4242``.

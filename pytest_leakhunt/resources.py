@@ -82,18 +82,7 @@ def _threads(objs: list[Any]) -> list[tuple[int, Leak]]:
     for thread in alive:  # a thread on its last line is not left running
         thread.join(max(0.0, deadline - time.monotonic()))
     out = [
-        (
-            id(thread),
-            Leak(
-                type=_qualname(type(thread)),
-                count=1,
-                shallow_bytes=0,
-                retained_bytes=0,
-                retained_by=(f"target {_callable_name(getattr(thread, '_target', None) or thread.run)}",),
-                kind="thread",
-                name=thread.name,
-            ),
-        )
+        (id(thread), _leak(thread, "thread", thread.name, f"target {_callable_name(getattr(thread, '_target', None) or thread.run)}"))
         for thread in alive
         if thread.is_alive()
     ]
@@ -109,16 +98,8 @@ def _tasks(objs: list[Any]) -> list[tuple[int, Leak]]:
     for obj in objs:
         if isinstance(obj, asyncio.Task) and not obj.done():
             coro = obj.get_coro()
-            leak = Leak(
-                type=_qualname(type(obj)),
-                count=1,
-                shallow_bytes=0,
-                retained_bytes=0,
-                retained_by=(f"coroutine {getattr(coro, '__qualname__', type(coro).__name__)}",),
-                kind="task",
-                name=obj.get_name(),
-            )
-            out.append((id(obj), leak))
+            detail = f"coroutine {getattr(coro, '__qualname__', type(coro).__name__)}"
+            out.append((id(obj), _leak(obj, "task", obj.get_name(), detail)))
     obj = coro = None
     return out
 
@@ -130,23 +111,17 @@ def _processes(objs: list[Any]) -> list[tuple[int, Leak]]:
     for obj in objs:
         if subprocess is not None and isinstance(obj, subprocess.Popen) and obj.poll() is None:
             args = obj.args if isinstance(obj.args, (str, bytes)) else " ".join(map(str, obj.args))
-            out.append((id(obj), _process_leak(obj, obj.pid, f"command {args!s:.80}")))
+            out.append((id(obj), _leak(obj, "process", f"pid {obj.pid}", f"command {args!s:.80}")))
         elif process_mod is not None and isinstance(obj, process_mod.BaseProcess) and obj.pid is not None and obj.is_alive():
-            out.append((id(obj), _process_leak(obj, obj.pid, f"process {obj.name}")))
+            out.append((id(obj), _leak(obj, "process", f"pid {obj.pid}", f"process {obj.name}")))
     obj = None
     return out
 
 
-def _process_leak(obj: Any, pid: int, detail: str) -> Leak:
-    return Leak(
-        type=_qualname(type(obj)),
-        count=1,
-        shallow_bytes=0,
-        retained_bytes=0,
-        retained_by=(detail,),
-        kind="process",
-        name=f"pid {pid}",
-    )
+def _leak(obj: Any, kind: str, name: str, detail: str) -> Leak:
+    """A resource left behind: plain data, no reference to *obj* (a descriptor number is named by its kind)."""
+    type_name = "file descriptor" if kind == "fd" else _qualname(type(obj))
+    return Leak(type=type_name, count=1, shallow_bytes=0, retained_bytes=0, retained_by=(detail,), kind=kind, name=name)
 
 
 def open_fds() -> frozenset[int] | None:
@@ -178,9 +153,7 @@ def new_fds(before: frozenset[int] | None) -> list[Leak]:
     for fd in sorted(after - before):
         target = _fd_target(fd)
         if target is not None:
-            out.append(
-                Leak(type="file descriptor", count=1, shallow_bytes=0, retained_bytes=0, retained_by=(target,), kind="fd", name=str(fd))
-            )
+            out.append(_leak(fd, "fd", str(fd), target))
     return out
 
 
