@@ -112,7 +112,7 @@ _CODEC_INFO: type = codecs.CodecInfo
 
 def is_bounded_cache(obj: Any) -> bool:
     """An ``lru_cache`` with a maxsize: it evicts by design, it does not grow without bound."""
-    return type(obj) is _LRU_TYPE and obj.cache_parameters().get("maxsize") is not None
+    return type(obj) is _LRU_TYPE and obj.cache_parameters().get("maxsize") is not None  # type: ignore[attr-defined]
 
 
 def _lookup(module: str, attr: str) -> tuple[bool, Any]:
@@ -152,7 +152,7 @@ class KnownHolders:
         if not self._probed:
             self._probed = True
             self.containers.extend(_struct_caches())
-        stdlib = getattr(sys, "stdlib_module_names", frozenset())
+        stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
         for name, module in list(sys.modules.items()):
             if name in self._seen_modules or module is None:
                 continue
@@ -181,10 +181,10 @@ class KnownHolders:
         logging = sys.modules.get("logging")
         if logging is not None and not any(c is logging.Logger.manager for c in self.containers):
             self.containers.append(logging.Logger.manager)
-        for module, attr, kind in _STDLIB_HOLDERS:
+        for module_name, attr, kind in _STDLIB_HOLDERS:
             if kind != "container":
                 continue
-            found, value = _lookup(module, attr)
+            found, value = _lookup(module_name, attr)
             if found and not any(value is c for c in self.containers):
                 self.containers.append(value)
 

@@ -143,7 +143,7 @@ def _describe(obj: Any) -> tuple[str, str]:
     if isinstance(obj, type):
         return "object", f"class {obj.__module__}.{obj.__qualname__}"
     if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
-        return "closure", getattr(obj, "__qualname__", type(obj).__name__)
+        return "closure", str(getattr(obj, "__qualname__", None) or type(obj).__name__)
     if isinstance(obj, types.CodeType):
         return "code", obj.co_qualname if hasattr(obj, "co_qualname") else obj.co_name
     if isinstance(obj, (_ARRAYS, dict)):
@@ -250,7 +250,7 @@ def _walk(snapshot: Snapshot, objs: list[Any]) -> None:
     and the common node case is inlined (a million objects make several million references)."""
     index, by_type, strings = snapshot._index, snapshot._by_type, snapshot._strings  # noqa: SLF001
     nodes, edges = snapshot._nodes, snapshot._edges  # noqa: SLF001
-    new_node, string, slow_node = snapshot._new_node, snapshot._string, snapshot.node  # noqa: SLF001
+    string, slow_node = snapshot._string, snapshot.node  # noqa: SLF001
     get_referents, getsizeof = gc.get_referents, sys.getsizeof
     element, prop, internal = _EDGE_TYPE["element"], _EDGE_TYPE["property"], _EDGE_TYPE["internal"]
     sequences = (list, tuple, collections.deque)

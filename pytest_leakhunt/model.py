@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-
 #: Leak.kind of resources left running or open (threads, asyncio tasks, child processes, descriptors)
 RESOURCE_KINDS = frozenset({"thread", "task", "process", "fd"})
 

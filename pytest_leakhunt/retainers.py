@@ -39,7 +39,7 @@ def find_chains(targets: list[Any], ignore: Iterable[Any] = (), module_globals: 
     then not be the shortest, but the search stays bounded.
     """
     skip = {id(x) for x in ignore}
-    frame = sys._getframe()
+    frame: types.FrameType | None = sys._getframe()
     while frame is not None:
         skip.add(id(frame))
         frame = frame.f_back

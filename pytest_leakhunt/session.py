@@ -406,7 +406,9 @@ class LeakHunt:
 
     def repeat_runs(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int) -> Leak | None:
         """One warm-up and *runs* measured runs of the whole protocol, reports discarded."""
-        from _pytest.runner import runtestprotocol  # the function pytest-rerunfailures reruns tests with
+        from _pytest.runner import (
+            runtestprotocol,  # the function pytest-rerunfailures reruns tests with
+        )
 
         from pytest_leakhunt import repeat  # imported on demand: most runs never repeat
 
