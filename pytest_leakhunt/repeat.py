@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import os
 import statistics
 import tracemalloc
 import types
@@ -77,7 +76,7 @@ def measure(run: Callable[[], Any], harness_codes: frozenset[types.CodeType], ro
         return RunGrowth(dict(counts), None, None)
     # bytes made on lines of the project's own code: pytest plugins and libraries keep per-test bookkeeping
     stats = [stat for stat in snapshot.statistics("lineno") if retainers.is_user_file(stat.traceback[0].filename)]
-    site = f"{_relative(stats[0].traceback[0].filename, rootdir)}:{stats[0].traceback[0].lineno}" if stats else None
+    site = retainers.site(stats[0].traceback[0].filename, stats[0].traceback[0].lineno, rootdir) if stats else None
     kept = sum(stat.size for stat in stats)
     return RunGrowth(dict(counts), kept, site, holder)
 
@@ -87,11 +86,6 @@ def _holder_text(holder: tuple[str, int, int] | None) -> str | None:
         return None
     path, values, _ = holder
     return f"{path} (+{values} value{'' if values == 1 else 's'} in the last run)"
-
-
-def _relative(filename: str, rootdir: str) -> str:
-    path = os.path.abspath(filename)
-    return os.path.relpath(path, rootdir) if path.startswith(os.path.join(rootdir, "")) else filename
 
 
 def _made_by_harness(obj: Any) -> bool:

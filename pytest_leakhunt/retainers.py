@@ -434,14 +434,18 @@ def allocation_site(obj: Any, rootdir: str) -> str | None:
     chosen = next((f for f in reversed(frames) if is_user_file(f.filename)), frames[-1] if frames else None)
     if chosen is None:
         return None
-    filename = chosen.filename
+    return site(chosen.filename, chosen.lineno, rootdir)
+
+
+def site(filename: str, lineno: int, rootdir: str) -> str:
+    """``file:line``, the file relative to *rootdir* when it lies inside it."""
     try:
         rel = os.path.relpath(filename, rootdir)
         if not rel.startswith(".."):
             filename = rel
     except ValueError:
         pass
-    return f"{filename.replace(os.sep, '/')}:{chosen.lineno}"
+    return f"{filename.replace(os.sep, '/')}:{lineno}"
 
 
 __all__ = [

@@ -56,7 +56,6 @@ class LeakHunt:
             else {}
         )
         self._checks = 0
-        self._current_nodeid = ""
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
         self._globals = retainers.ModuleGlobals()
@@ -105,7 +104,6 @@ class LeakHunt:
             return
         del item.stash[WINDOW_KEY]
         self._checks += 1
-        self._current_nodeid = item.nodeid
         try:
             verdict = self._check(item, policy)
         except Exception as exc:  # reported on the test, never raised into pytest
@@ -241,7 +239,7 @@ class LeakHunt:
         if any(i not in context.chains for i in candidates):
             census.end()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
         try:
-            return self._explain(survivors, candidates, policy, context)
+            return self._explain(item.nodeid, survivors, candidates, policy, context)
         finally:
             context.chains.clear()
 
@@ -303,6 +301,7 @@ class LeakHunt:
 
     def _explain(
         self,
+        nodeid: str,
         survivors: census.Survivors,
         candidates: list[int],
         policy: TestPolicy,
@@ -365,16 +364,16 @@ class LeakHunt:
                 chain = chains.get(anchor) or [objs[anchor]]
                 segments = retainers.describe_chain(chain, ignore=[objs])
                 holder = chain[-2] if len(chain) >= 2 else None
-                if self.settings.snapshot_dir:
-                    drawn.append((chain, set()))
+                picture = chain if self.settings.snapshot_dir else None
                 del chain
                 held = {id(r) for r in gc.get_referents(holder)} if holder is not None else set()
                 del holder
                 group = [first] + [p for p in pending[1:] if any(id(objs[r]) in held for r in units[p])]
                 pending = [p for p in pending if p not in group]
                 closure = survivors.closure([r for p in group for r in units[p]])
-                if drawn and not drawn[-1][1]:
-                    drawn[-1][1].update(closure)
+                if picture is not None:
+                    drawn.append((picture, closure))
+                del picture
                 representative = objs[first]
                 leaks.append(
                     Leak(
@@ -389,11 +388,11 @@ class LeakHunt:
                 )
                 del representative
         if drawn:
-            self._write_snapshot(drawn, objs)
+            self._write_snapshot(nodeid, drawn, objs)
             drawn.clear()
         return leaks, more
 
-    def _write_snapshot(self, drawn: list[tuple[list[Any], set[int]]], objs: list[Any]) -> None:
+    def _write_snapshot(self, nodeid: str, drawn: list[tuple[list[Any], set[int]]], objs: list[Any]) -> None:
         """The leaked objects of this test, their references among themselves, and their chains from modules."""
         from pytest_leakhunt import heapsnapshot  # only for --leaks-snapshot-dir
 
@@ -401,7 +400,7 @@ class LeakHunt:
         for chain, closure in drawn:
             heapsnapshot.add_chain(snapshot, chain)
             heapsnapshot.add_objects(snapshot, [objs[j] for j in closure])
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self._current_nodeid).strip("_") + ".heapsnapshot"
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_") + ".heapsnapshot"
         snapshot.write(os.path.join(str(self.settings.snapshot_dir), name))
 
     def repeat_runs(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int) -> Leak | None:
