@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 import gc
+import itertools
+import operator
 import os
 import sys
 import sysconfig
@@ -28,15 +30,26 @@ _MAX_DEPTH = 8
 _MAX_WIDTH = 32
 
 
-def find_chains(targets: list[Any], ignore: Iterable[Any] = (), module_globals: ModuleGlobals | None = None) -> list[list[Any]]:
-    """For each target, the shortest chain from a module ([module, ..., target]); [target] if none.
+def find_chains(
+    targets: list[Any],
+    ignore: Iterable[Any] = (),
+    module_globals: ModuleGlobals | None = None,
+    live_harness: Iterable[Any] = (),
+) -> list[list[Any]]:
+    """For each target, the shortest chain from a root ([root, ..., target]); [target] if none.
+
+    A root is a module, or one of *live_harness*: pytest state known to be
+    alive (the running item, its parameters, the session), which keeps what a
+    test hangs on a parametrized value. Other pytest objects are not followed.
 
     A level-by-level search from all targets at once: one ``gc.get_referrers``
     call (a walk of the heap) per depth for the whole test. objgraph's
     ``find_backref_chain`` walks the heap once per object it visits and collects
     garbage first, which took minutes on a suite with a million-object heap.
     A level wider than ``_MAX_WIDTH`` is cut to that width: the chain found may
-    then not be the shortest, but the search stays bounded.
+    then not be the shortest, but the search stays bounded. Branches of a
+    target already explained are dropped, so the search ends as soon as every
+    target is found or has nothing left to follow.
     """
     skip = {id(x) for x in ignore}
     frame: types.FrameType | None = sys._getframe()
@@ -44,59 +57,99 @@ def find_chains(targets: list[Any], ignore: Iterable[Any] = (), module_globals: 
         skip.add(id(frame))
         frame = frame.f_back
     del frame
+    live = {id(x) for x in live_harness}
     parent: dict[int, Any] = {id(t): None for t in targets}
+    origin: dict[int, int] = {id(t): id(t) for t in targets}  # node -> the target it leads to
+    # A holder met by the branches of several targets (one cache keeping two leaked objects)
+    # leads to each of them: its links beyond the first are kept here.
+    extra: dict[int, list[Any]] = {}
     found: dict[int, list[Any]] = {}
     frontier: list[Any] = list(targets)
-    skip.update((id(parent), id(skip), id(found), id(targets)))
+    skip.update((id(parent), id(skip), id(found), id(targets), id(origin), id(extra)))
     globals_of = module_globals if module_globals is not None else ModuleGlobals()
+
+    def chain_from(*top: Any) -> None:
+        paths = [list(top)]
+        while paths:
+            path = paths.pop()
+            below = parent[id(path[-1])]
+            if below is None:  # reached a target
+                found.setdefault(id(path[-1]), path)
+                continue
+            for link in (below, *extra.get(id(path[-1]), ())):
+                if not any(node is link for node in path):
+                    paths.append([*path, link])
+
     try:
         for _ in range(_MAX_DEPTH):
-            if len(found) == len(targets) or not frontier:
-                break
+            frontier = [obj for obj in frontier if origin[id(obj)] not in found]
             del frontier[_MAX_WIDTH:]
+            if not frontier:
+                break
             skip.add(id(frontier))
             # Reached something a module global holds: no need to walk the heap for the last links.
             for obj in frontier:
                 prefix = globals_of.prefix(obj)
                 if prefix is not None:
-                    chain = [*prefix, obj]
-                    while parent[id(chain[-1])] is not None:
-                        chain.append(parent[id(chain[-1])])
-                    found.setdefault(id(chain[-1]), chain)
-                    del chain
+                    chain_from(*prefix, obj)
             obj = prefix = None
-            if len(found) == len(targets):
+            frontier = [obj for obj in frontier if origin[id(obj)] not in found]
+            if not frontier:
                 break
             wanted = {id(o) for o in frontier}
             referrers = gc.get_referrers(*frontier)
             skip.add(id(referrers))
             following: list[Any] = []
-            skip.add(id(following))
+            harness: list[Any] = []
+            skip.update((id(following), id(harness)))
             for holder in referrers:
                 key = id(holder)
-                if key in skip or key in parent:
+                if key in skip:
                     continue
-                if is_harness_module(type(holder).__module__):
-                    continue  # pytest's own state is not a retention path worth naming
-                link = next((ref for ref in gc.get_referents(holder) if id(ref) in wanted), None)
-                if link is None or link is type(holder):
-                    continue  # every instance refers to its class: not what keeps a class alive
+                in_harness = is_harness_module(type(holder).__module__)
+                if in_harness and key not in live:
+                    continue  # pytest's own bookkeeping is not a retention path worth naming
+                # every instance refers to its class: not what keeps a class alive
+                links = [ref for ref in gc.get_referents(holder) if id(ref) in wanted and ref is not type(holder)]
+                if not links:
+                    continue
+                if key in parent:  # met before, from another target's branch: lead there too
+                    known = {origin[key]} | {origin[id(x)] for x in extra.get(key, ())}
+                    more = [x for x in links if origin[id(x)] not in known]
+                    if more:
+                        extra.setdefault(key, []).extend({origin[id(x)]: x for x in more}.values())
+                        rooted = found.get(origin[key], ())
+                        for depth, node in enumerate(rooted):  # already explained: its chain serves the others too
+                            if node is holder:
+                                chain_from(*rooted[: depth + 1])
+                                break
+                    del links, more
+                    continue
+                link = links[0]
+                more = [x for x in links[1:] if origin[id(x)] != origin[id(link)]]
+                if more:
+                    extra[key] = list({origin[id(x)]: x for x in more}.values())
+                del links, more
                 parent[key] = link
+                origin[key] = origin[id(link)]
                 if isinstance(holder, types.ModuleType):
-                    chain = [holder]
-                    while parent[id(chain[-1])] is not None:
-                        chain.append(parent[id(chain[-1])])
-                    found.setdefault(id(chain[-1]), chain)
-                    del chain
+                    chain_from(holder)
+                elif in_harness:
+                    harness.append(holder)
                 else:
                     following.append(holder)
             del referrers
+            for holder in harness:  # a module at the same depth reads better
+                chain_from(holder)
+            harness.clear()
             following.sort(key=_holder_rank)
             frontier = following
         del frontier
         return [_prefer_application_module(found.get(id(t), [t])) for t in targets]
     finally:
         parent.clear()
+        origin.clear()
+        extra.clear()
         found.clear()
         skip.clear()
         if module_globals is None:
@@ -104,26 +157,33 @@ def find_chains(targets: list[Any], ignore: Iterable[Any] = (), module_globals: 
 
 
 class ModuleGlobals:
-    """Objects bound to a module-level name, one or two links down, found without a walk of the heap.
+    """Objects a module global reaches in a link or two, found without a walk of the heap.
 
     ``gc.get_referrers`` compares every reference in the heap (a million objects:
     tens of milliseconds per level), while module namespaces, the attribute
-    dicts of the classes they define and the closures of their functions hold a
-    few tens of thousands; most leaks sit a link or two below one of those. The
-    index is built once per set of imported modules and keeps names, never
-    objects; a path it offers is resolved again and checked link by link, since
-    programs rebind names and addresses are reused.
+    dicts of the classes they define, the closures of their functions and the
+    contents of small containers and instances bound there hold a few tens of
+    thousands; most leaks sit a link or two below one of those. The index
+    covers each module once, when it first shows up in ``sys.modules`` (a suite
+    imports lazily: rebuilding it for every new module cost tens of
+    milliseconds each time), and keeps names, never objects; a path it offers
+    is resolved again and checked link by link, since programs rebind names
+    and addresses are reused.
     """
 
+    #: Containers and instances bigger than this are not looked into (a million-entry global list).
+    SMALL = 256
+
     def __init__(self) -> None:
-        #: id of a held object -> (module name, global name, "global" | "class" | "closure", attribute or cell)
-        self._paths: dict[int, tuple[str, str, str, str | int]] = {}
+        #: id of a held object -> (module name, global name, steps from the global to it)
+        self._paths: dict[int, tuple[str, str, tuple[tuple[str, Any], ...]]] = {}
+        self._indexed: set[str] = set()
         self._modules = -1
 
     def prefix(self, obj: Any) -> list[Any] | None:
         """``[module, namespace, ...]`` down to the object that references *obj*, verified; else None."""
         if len(sys.modules) != self._modules:
-            self._build()
+            self._add_new_modules()
         path = self._paths.get(id(obj))
         if path is None:
             return None
@@ -134,36 +194,81 @@ class ModuleGlobals:
 
     def clear(self) -> None:
         self._paths.clear()
+        self._indexed.clear()
         self._modules = -1
 
-    def _build(self) -> None:
+    def _add_new_modules(self) -> None:
         self._modules = len(sys.modules)
-        paths: dict[int, tuple[str, str, str, str | int]] = {}
-        namespaces = [
-            (name, vars(module))
-            for name, module in list(sys.modules.items())
-            if isinstance(module, types.ModuleType) and type(getattr(module, "__dict__", None)) is dict
-        ]
-        for name, namespace in namespaces:  # direct globals first: they make the shortest chains
-            for key, value in list(namespace.items()):
-                paths.setdefault(id(value), (name, key, "global", ""))
+        paths = self._paths
+        namespaces = []
+        for name, module in list(sys.modules.items()):
+            if name in self._indexed:
+                continue
+            self._indexed.add(name)
+            if isinstance(module, types.ModuleType) and type(getattr(module, "__dict__", None)) is dict:
+                namespaces.append((name, list(vars(module).items())))
+        for name, items in namespaces:  # direct globals win: they make the shortest chains
+            for key, value in items:
+                if type(value) not in _ATOMS:
+                    known = paths.get(id(value))
+                    if known is None or known[2]:
+                        paths[id(value)] = (name, key, ())
         seen: set[int] = set()
-        for name, namespace in namespaces:
-            for key, value in list(namespace.items()):
-                if id(value) in seen:
+        for name, items in namespaces:
+            for key, value in items:
+                if id(value) in seen or type(value) in _ATOMS:
                     continue
                 seen.add(id(value))
                 if isinstance(value, type):
                     for attr, inner in list(_class_attrs(value).items()):
-                        paths.setdefault(id(inner), (name, key, "class", attr))
+                        self._add(inner, name, key, (("class", attr),))
                 elif type(value) is types.FunctionType and value.__closure__:
                     for position, cell in enumerate(value.__closure__):
                         try:
                             contents = cell.cell_contents
                         except ValueError:  # an empty cell
                             continue
-                        paths.setdefault(id(contents), (name, key, "closure", position))
-        self._paths = paths
+                        self._add(contents, name, key, (("closure", position),))
+                else:
+                    self._add_contents(value, name, key, ())
+
+    def _add(self, value: Any, name: str, key: str, steps: tuple[tuple[str, Any], ...]) -> None:
+        if type(value) in _ATOMS:
+            return
+        self._paths.setdefault(id(value), (name, key, steps))
+        self._add_contents(value, name, key, steps)
+
+    def _add_contents(self, value: Any, name: str, key: str, steps: tuple[tuple[str, Any], ...]) -> None:
+        """One more link: the items of a small list, tuple or dict, the attributes of an instance."""
+        kind = type(value)
+        if kind in (list, tuple):
+            entries: Iterable[tuple[Any, Any]] = enumerate(value) if len(value) <= self.SMALL else ()
+            step = "item"
+        elif kind is dict:
+            entries = list(value.items()) if len(value) <= self.SMALL else ()
+            step = "item"
+        elif isinstance(value, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
+            return
+        else:
+            attrs = _instance_attrs(value)
+            entries = list(attrs.items()) if attrs is not None and len(attrs) <= self.SMALL else ()
+            step = "attr"
+        paths = self._paths
+        for inner_key, inner in entries:
+            if type(inner) not in _ATOMS and type(inner_key) in (str, int):
+                paths.setdefault(id(inner), (name, key, (*steps, (step, inner_key))))
+
+
+_ATOMS = frozenset({str, bytes, int, float, complex, bool, type(None)})
+
+
+def _instance_attrs(obj: Any) -> dict[str, Any] | None:
+    """An instance's own attribute dict, read without running any of its code."""
+    try:
+        attrs = object.__getattribute__(obj, "__dict__")
+    except Exception:  # noqa: BLE001 - no __dict__, or a descriptor that refuses
+        return None
+    return attrs if type(attrs) is dict else None
 
 
 def _class_attrs(cls: type) -> dict[str, Any]:
@@ -171,21 +276,46 @@ def _class_attrs(cls: type) -> dict[str, Any]:
     return next((r for r in gc.get_referents(cls) if type(r) is dict and r.get("__module__") == cls.__module__), {})
 
 
-def _resolve(module_name: str, key: str, kind: str, inner: str | int) -> list[Any] | None:
+def _resolve(module_name: str, key: str, steps: tuple[tuple[str, Any], ...]) -> list[Any] | None:
+    """The objects from the module down to the one that holds the last step's value."""
     module = sys.modules.get(module_name)
     namespace = getattr(module, "__dict__", None)
     if type(namespace) is not dict or key not in namespace:
         return None
-    if kind == "global":
-        return [module, namespace]
+    chain: list[Any] = [module, namespace]
     value = namespace[key]
-    if kind == "class" and isinstance(value, type):
-        attrs = _class_attrs(value)
-        return [module, namespace, value, attrs] if inner in attrs else None
-    closure = getattr(value, "__closure__", None)
-    if kind == "closure" and isinstance(inner, int) and closure is not None and inner < len(closure):
-        return [module, namespace, value, closure, closure[inner]]
-    return None
+    for kind, inner in steps:
+        if kind == "class" and isinstance(value, type):
+            members = _class_attrs(value)
+            if inner not in members:
+                return None
+            chain += [value, members]
+            value = members[inner]
+        elif kind == "closure" and type(value) is types.FunctionType:
+            closure = value.__closure__
+            if closure is None or inner >= len(closure):
+                return None
+            chain += [value, closure, closure[inner]]
+            try:
+                value = closure[inner].cell_contents
+            except ValueError:
+                return None
+        elif kind == "attr":
+            attrs = _instance_attrs(value)
+            if attrs is None or inner not in attrs:
+                return None
+            # an instance reports its attributes itself or through its __dict__, by version
+            chain += [value] if holds(value, attrs[inner]) else [value, attrs]
+            value = attrs[inner]
+        elif kind == "item" and type(value) is dict and inner in value:
+            chain.append(value)
+            value = value[inner]
+        elif kind == "item" and type(value) in (list, tuple) and isinstance(inner, int) and inner < len(value):
+            chain.append(value)
+            value = value[inner]
+        else:
+            return None
+    return chain
 
 
 def _holder_rank(holder: Any) -> int:
@@ -220,7 +350,7 @@ class ChainCache:
     def lookup(self, obj: Any, type_name: str) -> list[Any] | None:
         """A verified chain [module, ..., holder, obj], or None."""
         for prefix in self._entries.get(type_name, ()):
-            if any(ref is obj for ref in gc.get_referents(prefix[-1])) and _links_hold(prefix):
+            if holds(prefix[-1], obj) and _links_hold(prefix):
                 return [*prefix, obj]
         return None
 
@@ -238,11 +368,17 @@ class ChainCache:
         self._size = 0
 
 
+def holds(holder: Any, obj: Any) -> bool:
+    """Whether *holder* references *obj* (identity, never ``__eq__``).
+
+    A holder that leaks grows by one entry per test, so this runs at C speed
+    and from the end, where dicts and lists keep their newest entries.
+    """
+    return any(map(operator.is_, reversed(gc.get_referents(holder)), itertools.repeat(obj)))
+
+
 def _links_hold(prefix: list[Any]) -> bool:
-    for parent, child in zip(prefix, prefix[1:]):
-        if not any(ref is child for ref in gc.get_referents(parent)):
-            return False
-    return True
+    return all(holds(parent, child) for parent, child in zip(prefix, prefix[1:]))
 
 
 def _is_test_module(name: str) -> bool:
@@ -270,10 +406,14 @@ def _prefer_application_module(chain: list[Any]) -> list[Any]:
 
 def describe_chain(chain: list[Any], ignore: Iterable[Any] = ()) -> tuple[str, ...]:
     """Readable segments for a chain: ``("shop.orders", "OrderService", "history", "[0]")``."""
-    if len(chain) < 2 or not isinstance(chain[0], types.ModuleType):
+    if len(chain) >= 2 and isinstance(chain[0], types.ModuleType):
+        segments = [chain[0].__name__]
+        namespaces = {id(vars(chain[0]))}
+    elif len(chain) >= 2 and is_harness_module(type(chain[0]).__module__):
+        segments = [f"<pytest {type(chain[0]).__name__}>"]  # a parametrized value or fixture pytest keeps
+        namespaces = set()
+    else:
         return _orphan_segments(chain[-1], [*ignore, chain]) if chain else ("<unknown>",)
-    segments = [chain[0].__name__]
-    namespaces = {id(vars(chain[0]))}
     prev: Any = chain[0]
     for pos in range(1, len(chain)):
         child = chain[pos]
@@ -301,7 +441,7 @@ def _edge(parent: Any, child: Any, namespaces: set[int], grandparent: Any) -> st
     if isinstance(child, dict) and _owns_dict(parent, child):
         return ""
     if isinstance(parent, dict):
-        for key, value in parent.items():
+        for key, value in reversed(parent.items()):  # the newest entries are last: a leak was just added
             if value is child:
                 if id(parent) in namespaces and isinstance(key, str):
                     return key
@@ -316,8 +456,8 @@ def _edge(parent: Any, child: Any, namespaces: set[int], grandparent: Any) -> st
                 if cell is child:
                     return f"<closure {name}>"
             return ""
-        for i, value in enumerate(parent):
-            if value is child:
+        for i in range(len(parent) - 1, -1, -1):  # appended last, found first
+            if parent[i] is child:
                 return f"[{i}]"
         return "<item>"
     if isinstance(parent, (set, frozenset)):

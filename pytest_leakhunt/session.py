@@ -225,8 +225,14 @@ class LeakHunt:
             harness_codes=self._hook_codes(),
             ignore_types=policy.ignore_types,
         )
-        if census.quick_clean(survivors, context, self._shared[: census.HOT] if self._shared else []):
+        slots = self._shared[: census.HOT] if self._shared else []
+        funcargs = getattr(item, "funcargs", None)
+        if type(funcargs) is dict:
+            slots = [*slots, funcargs]  # the fixture values pytest keeps on the item until the next setup
+        del funcargs
+        if census.quick_clean(survivors, context, slots):
             return [], 0
+        del slots
         candidates = census.find_leaked_roots(survivors, context, self.known)
         if owned:
             # A reported thread or task, what it keeps (its target, the event it waits on) and what reaches
@@ -239,7 +245,9 @@ class LeakHunt:
         if any(i not in context.chains for i in candidates):
             census.end()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
         try:
-            return self._explain(item.nodeid, survivors, candidates, policy, context)
+            # pytest state known to be alive: a chain ending there is not an orphan
+            live = [*context.holders(), getattr(item, "callspec", None), item.session, item.config]
+            return self._explain(item.nodeid, survivors, candidates, policy, context, live)
         finally:
             context.chains.clear()
 
@@ -306,6 +314,7 @@ class LeakHunt:
         candidates: list[int],
         policy: TestPolicy,
         context: census.Context,
+        live: list[Any],
     ) -> tuple[list[Leak], int]:
         """Group leaked roots by what they keep alive and by holder; one retainer chain per group."""
         objs = survivors.objs
@@ -324,8 +333,12 @@ class LeakHunt:
         needed = [anchor_of[p] for p in units if anchor_of[p] not in chains]
         if needed:
             found = retainers.find_chains(
-                [objs[a] for a in needed], ignore=[objs, candidates, units, chains, needed], module_globals=self._globals
+                [objs[a] for a in needed],
+                ignore=[objs, candidates, units, chains, needed, live],
+                module_globals=self._globals,
+                live_harness=live,
             )
+            live.clear()
             cached = []
             for a, chain in zip(needed, found):
                 if len(chain) > 1 and census.is_bounded_cache(chain[-2]):
@@ -336,11 +349,13 @@ class LeakHunt:
                     chains[a] = chain
             del found, chain
             if cached:
-                still = set(census.unexplained(survivors, cached, context, self.known))
-                for a in cached:
+                # the adopted caches may also explain anchors no search reached (a wide cache's other entries)
+                again = [a for a in needed if a in cached or a not in chains]
+                still = set(census.unexplained(survivors, again, context, self.known))
+                for a in again:
                     if a not in still:
                         units.pop(next(p for p in units if anchor_of[p] == a), None)
-                needed = [a for a in needed if a not in cached or a in still]
+                needed = [a for a in needed if a not in again or a in still]
                 by_type = {t: [p for p in ps if p in units] for t, ps in by_type.items()}
             for a in needed:
                 if a in chains:
@@ -366,9 +381,11 @@ class LeakHunt:
                 holder = chain[-2] if len(chain) >= 2 else None
                 picture = chain if self.settings.snapshot_dir else None
                 del chain
-                held = {id(r) for r in gc.get_referents(holder)} if holder is not None else set()
+                group = [first]
+                if holder is not None and len(pending) > 1:
+                    held = set(map(id, gc.get_referents(holder)))
+                    group += [p for p in pending[1:] if any(id(objs[r]) in held for r in units[p])]
                 del holder
-                group = [first] + [p for p in pending[1:] if any(id(objs[r]) in held for r in units[p])]
                 pending = [p for p in pending if p not in group]
                 closure = survivors.closure([r for p in group for r in units[p]])
                 if picture is not None:

@@ -208,6 +208,11 @@ CLEAN: tuple[Case, ...] = (
     Case("capsys_and_caplog", "import logging\nclass Shown:\n    pass\ndef test_it(capsys, caplog):\n    print(Shown())\n    logging.getLogger('corpus.caplog').warning('obj %s', Shown())\n    assert capsys.readouterr().out\n"),
     Case("monkeypatch_global", "import corpusapp\nclass Fake:\n    pass\ndef test_it(monkeypatch):\n    monkeypatch.setattr(corpusapp, 'SERVICE', Fake())\n"),
     Case("thread_joined", "import threading\ndef test_it():\n    t = threading.Thread(target=lambda: None, name='joined')\n    t.start()\n    t.join()\n"),
+    Case(
+        "thread_finished_not_joined",
+        "import threading, time\ndef test_it():\n    done = threading.Event()\n"
+        "    threading.Thread(target=done.set, name='finished').start()\n    done.wait()\n    time.sleep(0.05)\n",
+    ),
     Case("mock_patch_context", "from unittest import mock\nimport corpusapp\ndef test_it():\n    with mock.patch.object(corpusapp, 'SERVICE') as fake:\n        fake.history = []\n"),
     Case("abc_register_local_class", "import collections.abc\ndef test_it():\n    class Mine:\n        pass\n    collections.abc.Sized.register(Mine)\n    assert not isinstance(Mine(), collections.abc.Hashable) or True\n"),
     Case("dataclass_in_test", "import dataclasses\ndef test_it():\n    @dataclasses.dataclass\n    class Point:\n        x: int\n    assert Point(1) == Point(1)\n"),

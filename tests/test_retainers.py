@@ -23,6 +23,14 @@ class Service:
 
 class Item:
     pass
+
+class Bus:
+    def __init__(self):
+        self.listeners = []
+
+BUS = Bus()
+HANDLERS = [Bus()]
+BIG = [Bus() for _ in range(300)]
 """
 
 
@@ -59,7 +67,25 @@ def test_index_keeps_names_not_objects(app: types.ModuleType) -> None:
     assert index.prefix(app.Service.history) is not None
     paths = list(index._paths.values())  # noqa: SLF001 - the property under test
     assert paths
-    assert all(isinstance(part, (str, int)) for path in paths for part in path)
+    parts = [part for module, name, steps in paths for part in (module, name, *(x for step in steps for x in step))]
+    assert all(isinstance(part, (str, int)) for part in parts)
+
+
+def test_contents_of_small_globals_are_indexed_one_link_down(app: types.ModuleType) -> None:
+    index = retainers.ModuleGlobals()
+    # an instance's attribute and a small list's element: no walk of the heap needed to name them
+    assert index.prefix(app.BUS.listeners) is not None
+    assert index.prefix(app.HANDLERS[0]) is not None
+    assert index.prefix(app.BIG[5]) is None  # a big container is not looked into
+    kept = app.Item()
+    app.HANDLERS[0].listeners.append(kept)
+    assert retainers.describe_chain(retainers.find_chain(kept, module_globals=index)) == (
+        "leakhunt_index_app",
+        "HANDLERS",
+        "[0]",
+        "listeners",
+        "[0]",
+    )
 
 
 def test_stale_index_entry_is_not_trusted(app: types.ModuleType) -> None:
