@@ -104,6 +104,11 @@ _STDLIB_HOLDERS: tuple[tuple[str, str, str], ...] = (
     ("zipimport", "_zip_directory_cache", "container"),
     ("sysconfig", "_CONFIG_VARS", "value"),
     ("tempfile", "_name_sequence", "value"),
+    ("pkgutil", "_NAME_PATTERN", "value"),  # compiled by the first resolve_name()
+    ("posixpath", "_varprog", "value"),  # os.path.expandvars compiles its pattern on first use
+    ("posixpath", "_varprogb", "value"),
+    ("ntpath", "_varprog", "value"),
+    ("ntpath", "_varprogb", "value"),
     # a finished thread's state lock stays until the next start() or join() sweeps it (3.10-3.12)
     ("threading", "_shutdown_locks", "container"),
 )
@@ -257,6 +262,8 @@ class Context:
     forced: dict[int, int] = field(default_factory=dict)
     #: chains found through known_leak, by survivor index; cleared with the context
     chains: dict[int, list[Any]] = field(default_factory=dict)
+    #: the running item: it holds the test's fixture values, so it is tried with the hottest shared holders
+    item: Any = None
 
 
 class Survivors:
@@ -271,6 +278,14 @@ class Survivors:
         self.objs: list[Any] = gc.get_objects()
         self._index: dict[int, int] | None = None
         self._internal: list[int] = []
+        self._types: set[type] | None = None
+
+    @property
+    def types(self) -> set[type]:
+        """The survivors' distinct types: the object census and the resource check both start here."""
+        if self._types is None:
+            self._types = set(map(type, self.objs))
+        return self._types
 
     @property
     def index(self) -> dict[int, int]:
@@ -317,6 +332,7 @@ class Survivors:
         self.objs.clear()
         self._index = None
         self._internal = []
+        self._types = None
 
 
 def qualified_type(obj: Any) -> str:
@@ -413,15 +429,18 @@ def quick_clean(survivors: Survivors, context: Context, slots: list[Any]) -> boo
     """
     objs = survivors.objs
     verdicts = _TYPE_VERDICT
-    unsettled = {kind for kind in set(map(type, objs)) if verdicts.get(kind, _DYNAMIC) >= _SUBJECT}
+    unsettled = {kind for kind in survivors.types if verdicts.get(kind, _DYNAMIC) >= _SUBJECT}
     if not unsettled:
         return True
     harness_codes, ignore = context.harness_codes, context.ignore_types
-    subjects = [
-        obj
-        for obj in objs
-        if type(obj) in unsettled and _verdict(obj, harness_codes) == _SUBJECT and qualified_type(obj) not in ignore
-    ]
+    # instances of a subject type need no call per object; functions and generators are judged one by one
+    plain = {kind for kind in unsettled if verdicts.get(kind) == _SUBJECT}
+    subjects = [obj for obj in objs if type(obj) in plain]
+    if len(plain) < len(unsettled):
+        dynamic = unsettled - plain
+        subjects += [obj for obj in objs if type(obj) in dynamic and _verdict(obj, harness_codes) == _SUBJECT]
+    if ignore:
+        subjects = [obj for obj in subjects if qualified_type(obj) not in ignore]
     if not subjects:
         return True
     if not slots:
@@ -558,11 +577,15 @@ def _unexplained(survivors: Survivors, candidates: list[int], context: Context, 
         if id(objs[i]) not in registries:
             need[id(objs[i])] = survivors.external(i) + forced.get(i, 0)
     index = survivors.index
+    scanned: set[int] = set()  # a holder's references count once, however many lists name it
 
     def settle_with(holders: Iterable[Any], expanded: bool = False) -> bool:
         hits: list[Any] = []
         done = False
         for holder in (h for h in holders if id(h) not in index) if expanded else _expand(holders, index):
+            if id(holder) in scanned:
+                continue
+            scanned.add(id(holder))
             hit = False
             for ref in _refs_of(holder, need):
                 key = id(ref)
@@ -583,12 +606,11 @@ def _unexplained(survivors: Survivors, candidates: list[int], context: Context, 
         return done
 
     shared = context.shared(False)
-    if settle_with(shared[:HOT], expanded=True):
-        _promote(shared, shared[:HOT])
-    elif not settle_with(context.holders()):
-        for value in known.values():
-            if id(value) in need:
-                settle_with([[value]])
+    if not settle_with([*shared[:HOT], context.item], expanded=True) and not settle_with(context.holders()):
+        # a value bound to a known name is excused once: a one-item list stands for the binding
+        bindings = [[value] for value in known.values() if id(value) in need]
+        if bindings:
+            settle_with(bindings)
         if need and not settle_with(shared, expanded=True):
             settle_with(context.shared(True), expanded=True)
     if need and any(isinstance(objs[i], _CODEC_INFO) for i in candidates if id(objs[i]) in need):

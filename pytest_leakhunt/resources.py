@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from pytest_leakhunt.model import RESOURCE_KINDS, Leak
 
@@ -28,16 +28,17 @@ GRACE_SECONDS = 0.1
 _FD_DIRS = ("/proc/self/fd", "/dev/fd")
 
 
-def running(objs: list[Any], kinds: frozenset[str]) -> tuple[list[Leak], set[int]]:
+def running(objs: list[Any], kinds: frozenset[str], types_present: Iterable[type]) -> tuple[list[Leak], set[int]]:
     """Threads, tasks and processes among *objs* (the test's survivors) that are still going.
 
     Also returns their ids, so the object census can leave alone what belongs
     to them (a pending task's loop handle, a running thread's arguments).
+    *types_present* is the survivors' set of types, which the census computes anyway.
     """
     found: list[Leak] = []
     ids: set[int] = set()
     # a handful of distinct types, each judged once per session: the common case costs a set and a few lookups
-    present = {_kind_of(cls) for cls in set(map(type, objs))}
+    present = {_kind_of(cls) for cls in types_present}
     for kind, finder in (("threads", _threads), ("tasks", _tasks), ("processes", _processes)):
         if kind in kinds and kind in present:
             for obj_id, leak in finder(objs):

@@ -205,6 +205,8 @@ class ModuleGlobals:
             if name in self._indexed:
                 continue
             self._indexed.add(name)
+            if is_harness_module(name):
+                continue  # pytest's own globals: not where a test's objects are kept
             if isinstance(module, types.ModuleType) and type(getattr(module, "__dict__", None)) is dict:
                 namespaces.append((name, list(vars(module).items())))
         for name, items in namespaces:  # direct globals win: they make the shortest chains
@@ -503,7 +505,20 @@ def _orphan_segments(obj: Any, ignore: Iterable[Any]) -> tuple[str, ...]:
 
 
 def shallow_size(obj: Any) -> int:
-    return int(asizeof.flatsize(obj))
+    return _flatsize(obj)
+
+
+def _flatsize(obj: Any) -> int:
+    """pympler's flat size, with its per-type layout kept for types that live as long as their module.
+
+    pympler works a type's layout out again on every call unless told to keep
+    it, and keeping it holds the type forever: fine for a class bound to a
+    module-level name, not for one a test defined in its body.
+    """
+    cls = type(obj)
+    module = sys.modules.get(cls.__module__)
+    keep = module is not None and getattr(module, cls.__qualname__, None) is cls
+    return int(asizeof.flatsize(obj, save=keep))
 
 
 def retained_size(objs: Iterable[Any]) -> int:
@@ -511,14 +526,14 @@ def retained_size(objs: Iterable[Any]) -> int:
     total = 0
     seen: set[int] = set()
     for obj in objs:
-        total += asizeof.flatsize(obj)
+        total += _flatsize(obj)
         for ref in gc.get_referents(obj):
             if gc.is_tracked(ref) or id(ref) in seen or isinstance(ref, type):
                 continue
             # one reference from obj, one from get_referents' list, one from `ref`, one for the call
             if sys.getrefcount(ref) <= 4:
                 seen.add(id(ref))
-                total += asizeof.flatsize(ref)
+                total += _flatsize(ref)
     return total
 
 

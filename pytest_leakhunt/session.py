@@ -204,7 +204,7 @@ class LeakHunt:
     def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:
         survivors = census.Survivors()
         try:
-            running, owned = resources.running(survivors.objs, policy.resources) if policy.resources else ([], set())
+            running, owned = resources.running(survivors.objs, policy.resources, survivors.types) if policy.resources else ([], set())
             found, more = self._census(item, policy, survivors, owned)
             return [*resources.without_thread_waits(found, running), *running], more
         finally:
@@ -224,6 +224,7 @@ class LeakHunt:
             known_leak=lambda obj: self._chains.lookup(obj, census.qualified_type(obj)),
             harness_codes=self._hook_codes(),
             ignore_types=policy.ignore_types,
+            item=item,
         )
         slots = self._shared[: census.HOT] if self._shared else []
         funcargs = getattr(item, "funcargs", None)
@@ -357,8 +358,9 @@ class LeakHunt:
                         units.pop(next(p for p in units if anchor_of[p] == a), None)
                 needed = [a for a in needed if a not in again or a in still]
                 by_type = {t: [p for p in ps if p in units] for t, ps in by_type.items()}
+            registries = self.known.ids()  # a chain through a registry must not explain the next object it holds
             for a in needed:
-                if a in chains:
+                if a in chains and id(chains[a][-2]) not in registries:
                     self._chains.store(chains[a], census.qualified_type(objs[a]))
             orphans = [a for a in needed if a not in chains]
             if orphans:

@@ -213,6 +213,7 @@ CLEAN: tuple[Case, ...] = (
         "import threading, time\ndef test_it():\n    done = threading.Event()\n"
         "    threading.Thread(target=done.set, name='finished').start()\n    done.wait()\n    time.sleep(0.05)\n",
     ),
+    Case("expandvars", "import os\ndef test_it():\n    os.path.expandvars('$HOME/corpus')\n    os.path.expandvars(b'$HOME/corpus')\n"),
     Case("mock_patch_context", "from unittest import mock\nimport corpusapp\ndef test_it():\n    with mock.patch.object(corpusapp, 'SERVICE') as fake:\n        fake.history = []\n"),
     Case("abc_register_local_class", "import collections.abc\ndef test_it():\n    class Mine:\n        pass\n    collections.abc.Sized.register(Mine)\n    assert not isinstance(Mine(), collections.abc.Hashable) or True\n"),
     Case("dataclass_in_test", "import dataclasses\ndef test_it():\n    @dataclasses.dataclass\n    class Point:\n        x: int\n    assert Point(1) == Point(1)\n"),

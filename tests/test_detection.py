@@ -254,3 +254,4 @@ def test_repeated_leak_is_reported_on_every_test_with_its_own_index(pytester: py
     paths = [test["leaks"][0]["retained_by"][-1] for test in tests]
     assert counts == [1, 2, 3, 4]
     assert paths == ["[0]", "[1]", "[3]", "[6]"]
+

@@ -1,0 +1,39 @@
+"""The census's explanation step, unit by unit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_leakhunt import census
+
+
+class Thing:
+    pass
+
+
+def test_a_holder_tried_twice_explains_its_reference_once() -> None:
+    """A harness holder among the hottest ones is also in the full list: it must not count twice."""
+    harness: list[Any] = []
+    program: list[Any] = []
+    census.begin()
+    try:
+        thing = Thing()
+        harness.append(thing)
+        program.append(thing)  # the leak: one reference nobody explains
+        del thing
+        survivors = census.Survivors()
+        try:
+            (i,) = [k for k, obj in enumerate(survivors.objs) if type(obj) is Thing]
+            context = census.Context(
+                holders=lambda: [],
+                shared=lambda fresh: [harness],
+                harness_codes=frozenset(),
+                ignore_types=frozenset(),
+            )
+            assert census.unexplained(survivors, [i], context, census.KnownHolders()) == [i]
+        finally:
+            survivors.close()
+    finally:
+        census.end()
+        harness.clear()
+        program.clear()
