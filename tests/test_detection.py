@@ -255,3 +255,21 @@ def test_repeated_leak_is_reported_on_every_test_with_its_own_index(pytester: py
     assert counts == [1, 2, 3, 4]
     assert paths == ["[0]", "[1]", "[3]", "[6]"]
 
+
+def test_object_hung_on_a_parameter_is_traced_to_pytest_state(pytester: pytest.Pytester) -> None:
+    # no module reaches the parameter except through pytest's marks: the chain starts at the test's CallSpec
+    pytester.makepyfile(
+        """
+        import pytest
+        class Box:
+            pass
+        class Kept:
+            pass
+        @pytest.mark.parametrize("box", [Box()])
+        def test_it(box):
+            box.kept = Kept()
+        """
+    )
+    result = pytester.runpytest("--detect-leaks")
+    assert result.parseoutcomes() == {"passed": 1, "leaked": 1}
+    result.stdout.fnmatch_lines(["*held by: <pytest CallSpec>.params[[]'box'[]].kept -> *Kept"])  # [[] is a literal [

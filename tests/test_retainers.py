@@ -94,3 +94,12 @@ def test_stale_index_entry_is_not_trusted(app: types.ModuleType) -> None:
     assert index.prefix(history) is not None
     app.Service.history = []  # rebound: the index still names the old list's address
     assert index.prefix(history) is None
+
+
+def test_two_objects_kept_by_one_holder_are_both_traced(app: types.ModuleType) -> None:
+    index = retainers.ModuleGlobals()
+    first, second = app.Item(), app.Item()
+    app.remember("first", first)
+    app.remember("second", second)
+    chains = retainers.find_chains([first, second], module_globals=index)
+    assert [retainers.describe_chain(chain)[-1] for chain in chains] == ["['first']", "['second']"]
