@@ -613,6 +613,9 @@ def _unexplained(survivors: Survivors, candidates: list[int], context: Context, 
             settle_with(bindings)
         if need and not settle_with(shared, expanded=True):
             settle_with(context.shared(True), expanded=True)
+        if need:
+            # our own lists of holders are references too (to a registry dict that just became tracked)
+            settle_with([shared, context.shared(False), known.containers], expanded=True)
     if need and any(isinstance(objs[i], _CODEC_INFO) for i in candidates if id(objs[i]) in need):
         settle_with(known.codec_cache(), expanded=True)
     return [i for i in candidates if id(objs[i]) in need]
