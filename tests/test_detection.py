@@ -257,7 +257,7 @@ def test_repeated_leak_is_reported_on_every_test_with_its_own_index(pytester: py
 
 
 def test_object_hung_on_a_parameter_is_traced_to_pytest_state(pytester: pytest.Pytester) -> None:
-    # no module reaches the parameter except through pytest's marks: the chain starts at the test's CallSpec
+    # no module reaches the parameter except through pytest's marks: the chain starts at live pytest state
     pytester.makepyfile(
         """
         import pytest
@@ -272,4 +272,5 @@ def test_object_hung_on_a_parameter_is_traced_to_pytest_state(pytester: pytest.P
     )
     result = pytester.runpytest("--detect-leaks")
     assert result.parseoutcomes() == {"passed": 1, "leaked": 1}
-    result.stdout.fnmatch_lines(["*held by: <pytest CallSpec>.params[[]'box'[]].kept -> *Kept"])  # [[] is a literal [
+    # the test's CallSpec, or on 3.10 its item's funcargs, whichever the search meets first; [[] is a literal [
+    result.stdout.fnmatch_lines(["*held by: <pytest *>.*[[]'box'[]]* -> *Kept"])
