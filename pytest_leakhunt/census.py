@@ -446,7 +446,7 @@ def quick_clean(survivors: Survivors, context: Context, slots: list[Any]) -> boo
     if not slots:
         return False
     # Count each holder's references once: through its attribute dict when it has one.
-    views = [_attrs(holder) or holder for holder in slots]
+    views = [attribute_dict(holder) or holder for holder in slots]
     held = list(map(id, gc.get_referents(*views)))
     del views
     # References we hold ourselves: survivors.objs, subjects, the loop variable, getrefcount's argument.
@@ -642,7 +642,7 @@ def _refs_of(holder: Any, wanted: dict[int, int]) -> list[Any]:
     materialized dict); the larger count of the two views is the true one.
     """
     own = _wanted(gc.get_referents(holder), wanted)
-    attrs = _attrs(holder)
+    attrs = attribute_dict(holder)
     if attrs is None:
         return own
     via_dict = _wanted(gc.get_referents(attrs), wanted)
@@ -666,12 +666,16 @@ def _wanted(refs: list[Any], wanted: dict[int, int]) -> list[Any]:
     return [r for r in refs if id(r) in wanted]
 
 
-def _attrs(holder: Any) -> dict[str, Any] | None:
+def attribute_dict(holder: Any) -> dict[str, Any] | None:
+    """An object's own attribute dict, read without running its code (no proxy's ``__getattribute__``).
+
+    None for containers and classes, whose references are their contents.
+    """
     if isinstance(holder, CONTAINERS) or isinstance(holder, type):
         return None
     try:
-        attrs = vars(holder)
-    except TypeError:
+        attrs = object.__getattribute__(holder, "__dict__")
+    except Exception:  # noqa: BLE001 - no __dict__, or a descriptor that refuses
         return None
     return attrs if type(attrs) is dict else None
 
@@ -692,7 +696,7 @@ def _expand(holders: Iterable[Any], index: dict[int, int]) -> Iterator[Any]:
             continue
         seen.add(id(holder))
         yield holder
-        scope = _attrs(holder)
+        scope = attribute_dict(holder)
         if scope is None:
             scope = holder
         values: Iterable[Any] = ()

@@ -21,7 +21,12 @@ from typing import Any, Iterable
 
 from pympler import asizeof
 
-from pytest_leakhunt.census import _LRU_TYPE, is_harness_module, qualified_type
+from pytest_leakhunt.census import (
+    _LRU_TYPE,
+    attribute_dict,
+    is_harness_module,
+    qualified_type,
+)
 
 #: Levels searched upward from a leaked object.
 _MAX_DEPTH = 8
@@ -252,7 +257,7 @@ class ModuleGlobals:
         elif isinstance(value, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
             return
         else:
-            attrs = _instance_attrs(value)
+            attrs = attribute_dict(value)
             entries = list(attrs.items()) if attrs is not None and len(attrs) <= self.SMALL else ()
             step = "attr"
         paths = self._paths
@@ -262,15 +267,6 @@ class ModuleGlobals:
 
 
 _ATOMS = frozenset({str, bytes, int, float, complex, bool, type(None)})
-
-
-def _instance_attrs(obj: Any) -> dict[str, Any] | None:
-    """An instance's own attribute dict, read without running any of its code."""
-    try:
-        attrs = object.__getattribute__(obj, "__dict__")
-    except Exception:  # noqa: BLE001 - no __dict__, or a descriptor that refuses
-        return None
-    return attrs if type(attrs) is dict else None
 
 
 def _class_attrs(cls: type) -> dict[str, Any]:
@@ -303,7 +299,7 @@ def _resolve(module_name: str, key: str, steps: tuple[tuple[str, Any], ...]) -> 
             except ValueError:
                 return None
         elif kind == "attr":
-            attrs = _instance_attrs(value)
+            attrs = attribute_dict(value)
             if attrs is None or inner not in attrs:
                 return None
             # an instance reports its attributes itself or through its __dict__, by version

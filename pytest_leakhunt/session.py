@@ -246,9 +246,7 @@ class LeakHunt:
         if any(i not in context.chains for i in candidates):
             census.end()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
         try:
-            # pytest state known to be alive: a chain ending there is not an orphan
-            live = [*context.holders(), getattr(item, "callspec", None), item.session, item.config]
-            return self._explain(item.nodeid, survivors, candidates, policy, context, live)
+            return self._explain(item, survivors, candidates, policy, context)
         finally:
             context.chains.clear()
 
@@ -310,12 +308,11 @@ class LeakHunt:
 
     def _explain(
         self,
-        nodeid: str,
+        item: pytest.Item,
         survivors: census.Survivors,
         candidates: list[int],
         policy: TestPolicy,
         context: census.Context,
-        live: list[Any],
     ) -> tuple[list[Leak], int]:
         """Group leaked roots by what they keep alive and by holder; one retainer chain per group."""
         objs = survivors.objs
@@ -333,6 +330,8 @@ class LeakHunt:
         anchor_of = {p: (p if p in units[p] else units[p][0]) for p in units}
         needed = [anchor_of[p] for p in units if anchor_of[p] not in chains]
         if needed:
+            # pytest state known to be alive: a chain ending there is not an orphan
+            live = [*context.holders(), getattr(item, "callspec", None), item.session, item.config]
             found = retainers.find_chains(
                 [objs[a] for a in needed],
                 ignore=[objs, candidates, units, chains, needed, live],
@@ -407,7 +406,7 @@ class LeakHunt:
                 )
                 del representative
         if drawn:
-            self._write_snapshot(nodeid, drawn, objs)
+            self._write_snapshot(item.nodeid, drawn, objs)
             drawn.clear()
         return leaks, more
 

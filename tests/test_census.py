@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pytest_leakhunt import census
 
@@ -11,56 +11,54 @@ class Thing:
     pass
 
 
-def test_a_holder_tried_twice_explains_its_reference_once() -> None:
-    """A harness holder among the hottest ones is also in the full list: it must not count twice."""
-    harness: list[Any] = []
-    program: list[Any] = []
-    census.begin()
-    try:
-        thing = Thing()
-        harness.append(thing)
-        program.append(thing)  # the leak: one reference nobody explains
-        del thing
-        survivors = census.Survivors()
-        try:
-            (i,) = [k for k, obj in enumerate(survivors.objs) if type(obj) is Thing]
-            context = census.Context(
-                holders=lambda: [],
-                shared=lambda fresh: [harness],
-                harness_codes=frozenset(),
-                ignore_types=frozenset(),
-            )
-            assert census.unexplained(survivors, [i], context, census.KnownHolders()) == [i]
-        finally:
-            survivors.close()
-    finally:
-        census.end()
-        harness.clear()
-        program.clear()
-
-
 class Registry:
     def __init__(self) -> None:
         self.entries: dict[str, Any] = {}  # empty: untracked until its first object arrives
 
 
-def test_a_registry_dict_that_just_became_tracked_is_explained_by_its_owner() -> None:
-    registry = Registry()
-    shared = [registry, registry.entries]  # the session's list of harness holders, as the plugin keeps it
+def _left_unexplained(during_test: Callable[[], None], is_candidate: Callable[[Any], bool], shared: list[Any]) -> bool:
+    """Run *during_test* inside a check window and ask whether the one candidate survivor stays unexplained."""
     census.begin()
     try:
-        registry.entries["first"] = Thing()  # the old dict is now tracked: it looks new
+        during_test()
         survivors = census.Survivors()
         try:
-            (i,) = [k for k, obj in enumerate(survivors.objs) if obj is registry.entries]
+            (i,) = [k for k, obj in enumerate(survivors.objs) if is_candidate(obj)]
             context = census.Context(
                 holders=lambda: [],
                 shared=lambda fresh: shared,
                 harness_codes=frozenset(),
                 ignore_types=frozenset(),
             )
-            assert census.unexplained(survivors, [i], context, census.KnownHolders()) == []
+            return census.unexplained(survivors, [i], context, census.KnownHolders()) == [i]
         finally:
             survivors.close()
     finally:
         census.end()
+
+
+def test_a_holder_tried_twice_explains_its_reference_once() -> None:
+    """A harness holder among the hottest ones is also in the full list: it must not count twice."""
+    harness: list[Any] = []
+    program: list[Any] = []
+
+    def keep() -> None:
+        thing = Thing()
+        harness.append(thing)
+        program.append(thing)  # the leak: one reference nobody explains
+
+    try:
+        assert _left_unexplained(keep, lambda obj: type(obj) is Thing, [harness])
+    finally:
+        harness.clear()
+        program.clear()
+
+
+def test_a_registry_dict_that_just_became_tracked_is_explained_by_its_owner() -> None:
+    registry = Registry()
+    shared = [registry, registry.entries]  # the session's list of harness holders, as the plugin keeps it
+
+    def fill() -> None:
+        registry.entries["first"] = Thing()  # the old dict is now tracked: it looks new
+
+    assert not _left_unexplained(fill, lambda obj: obj is registry.entries, shared)
