@@ -116,6 +116,9 @@ def prepare(with_memray: bool) -> Path:
     if not py.exists():
         venv.create(env_dir, with_pip=True)
     sh([str(py), "-m", "pip", "install", "-q", "-e", str(ROOT)])
+    # A wheel install compiles bytecode; an editable one leaves it to the first import, and the runs
+    # below do not write it (PYTHONDONTWRITEBYTECODE): without this, every run would compile the plugin.
+    sh([str(py), "-m", "compileall", "-q", str(ROOT / "pytest_leakhunt")])
     if with_memray:
         sh([str(py), "-m", "pip", "install", "-q", "pytest-memray"])
     downloads = WORK / "sdists"

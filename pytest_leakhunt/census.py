@@ -31,6 +31,8 @@ import codecs
 import collections
 import functools
 import gc
+import itertools
+import operator
 import sys
 import types
 import weakref
@@ -418,20 +420,26 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
     return _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
 
 
-def quick_clean(survivors: Survivors, context: Context, slots: list[Any]) -> bool:
-    """True when no survivor can be a leak: the check of almost every test ends here.
+def quick_clean(survivors: Survivors, context: Context, slots: list[Any]) -> list[int] | None:
+    """The leaked survivors when the answer needs no search for roots, else None.
 
-    Every reported leak contains a subject (see ``_not_benign``), so a test whose
-    survivors hold none is clean without finding roots. Subjects referenced only
-    by *slots* (harness holders that explained earlier tests, such as the
-    logging plugin's per-phase capture stream) are clean too, provided those
-    references are all there are. Anything else goes to the full analysis.
+    The check of almost every test ends here. Every reported leak contains a
+    subject (see ``_not_benign``), so a test whose survivors hold none is clean
+    (``[]``). Subjects referenced only by *slots* (harness holders that
+    explained earlier tests, such as the logging plugin's per-phase capture
+    stream) are clean too, provided those references are all there are. A
+    subject whose other references all come from a holder that leaked in an
+    earlier test (``context.known_leak``: the same cache growing test after
+    test) is that leak again: its chain goes to ``context.chains`` and its
+    index is returned. No other survivor can then leak, since any path from a
+    leaked root to a subject would end in a reference that is not accounted
+    for. Anything else (None) goes to the full analysis.
     """
     objs = survivors.objs
     verdicts = _TYPE_VERDICT
     unsettled = {kind for kind in survivors.types if verdicts.get(kind, _DYNAMIC) >= _SUBJECT}
     if not unsettled:
-        return True
+        return []
     harness_codes, ignore = context.harness_codes, context.ignore_types
     # instances of a subject type need no call per object; functions and generators are judged one by one
     plain = {kind for kind in unsettled if verdicts.get(kind) == _SUBJECT}
@@ -442,15 +450,58 @@ def quick_clean(survivors: Survivors, context: Context, slots: list[Any]) -> boo
     if ignore:
         subjects = [obj for obj in subjects if qualified_type(obj) not in ignore]
     if not subjects:
-        return True
-    if not slots:
-        return False
+        return []
     # Count each holder's references once: through its attribute dict when it has one.
     views = [attribute_dict(holder) or holder for holder in slots]
     held = list(map(id, gc.get_referents(*views)))
     del views
     # References we hold ourselves: survivors.objs, subjects, the loop variable, getrefcount's argument.
-    return all(sys.getrefcount(s) - 4 == held.count(id(s)) for s in subjects)
+    unheld = [id(s) for s in subjects if sys.getrefcount(s) - 4 != held.count(id(s))]
+    del subjects
+    if not unheld:
+        return []
+    return _known_leaks_only(survivors, context, unheld, held)
+
+
+def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int], held: list[int]) -> list[int] | None:
+    """The survivors that repeat a known leak, when they and what only they keep are all that is unheld.
+
+    Each such survivor's references come from its known holder and the slots;
+    everything it keeps (its closure through survivors) is referenced only from
+    inside that closure and the slots; every unheld subject lies inside it.
+    Then no other root can reach a subject, and the full analysis would find
+    exactly these. References are counted with ``Survivors``' own bookkeeping,
+    after our lists of objects are gone.
+    """
+    objs, index, internal = survivors.objs, survivors.index, survivors.internal
+    chains: dict[int, list[Any]] = {}
+    for key in unheld:
+        chain = context.known_leak(objs[index[key]])
+        if chain is not None:
+            chains[index[key]] = chain
+        del chain
+    if not chains:
+        return None
+    closure = survivors.closure(chains)
+    if any(index[key] not in closure for key in unheld):
+        return None
+    from_closure = collections.Counter(map(id, gc.get_referents(*[objs[j] for j in closure])))
+    for j in closure:
+        key = id(objs[j])
+        if from_closure[key] != internal[j]:
+            return None  # another survivor points into what the leak keeps
+        chain = chains.get(j)
+        # from outside the survivors: objs and getrefcount's argument are ours, and the chain holds its leak
+        outside = sys.getrefcount(objs[j]) - 2 - internal[j] - (chain is not None)
+        if outside != held.count(key) + (_count_refs(chain[-2], objs[j]) if chain is not None else 0):
+            return None
+    context.chains.update(chains)
+    return sorted(chains)
+
+
+def _count_refs(holder: Any, obj: Any) -> int:
+    """References from *holder* to *obj*, at C speed (a leaking cache can hold thousands of entries)."""
+    return sum(map(operator.is_, gc.get_referents(holder), itertools.repeat(obj)))
 
 
 def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolders) -> list[int]:

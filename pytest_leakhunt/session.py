@@ -231,10 +231,12 @@ class LeakHunt:
         if type(funcargs) is dict:
             slots = [*slots, funcargs]  # the fixture values pytest keeps on the item until the next setup
         del funcargs
-        if census.quick_clean(survivors, context, slots):
-            return [], 0
+        quick = census.quick_clean(survivors, context, slots)
         del slots
-        candidates = census.find_leaked_roots(survivors, context, self.known)
+        if quick == []:
+            return [], 0
+        # a known leak again, and nothing else: its chain is in context.chains already
+        candidates = quick if quick is not None else census.find_leaked_roots(survivors, context, self.known)
         if owned:
             # A reported thread or task, what it keeps (its target, the event it waits on) and what reaches
             # into that (a bound method on its running stack) are its state, already reported with it.

@@ -256,6 +256,56 @@ def test_repeated_leak_is_reported_on_every_test_with_its_own_index(pytester: py
     assert paths == ["[0]", "[1]", "[3]", "[6]"]
 
 
+KNOWN_HOLDER = """
+    CACHE = {"seed": []}  # tracked from import: an empty dict turns tracked, so new, with its first entry
+    OTHER = []
+    class Buffer:
+        pass
+    class Wrapper:
+        def __init__(self):
+            self.buffer = Buffer()
+    def test_first():
+        CACHE[1] = Wrapper()
+    def test_again():
+        CACHE[2] = Wrapper()
+    def test_again_and_a_new_leak():
+        CACHE[3] = Wrapper()
+        OTHER.append(Buffer())
+    def test_again_and_a_reference_into_it():
+        CACHE[4] = Wrapper()
+        OTHER.append([CACHE[4].buffer])
+"""
+
+
+def test_known_leak_again_skips_the_search_for_roots_and_reports_the_same(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_leakhunt import census
+
+    searched: list[str] = []
+    real = census.find_leaked_roots
+
+    def counting(survivors: census.Survivors, context: census.Context, known: census.KnownHolders) -> list[int]:
+        searched.append(context.item.name)
+        return real(survivors, context, known)
+
+    monkeypatch.setattr(census, "find_leaked_roots", counting)
+    pytester.makepyfile(KNOWN_HOLDER)
+    result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json")
+    assert result.parseoutcomes() == {"passed": 4, "leaked": 4}
+    report = json.loads((pytester.path / "out.json").read_text())["tests"]
+    leaks = {test["nodeid"].split("::")[1]: test["leaks"] for test in report}
+    # Only a pure repeat of the first test's leak skips the search. A new leak beside it, or a new
+    # object pointing into what it keeps, sends the test through the full analysis.
+    assert searched == ["test_first", "test_again_and_a_new_leak", "test_again_and_a_reference_into_it"]
+    (first,) = leaks["test_first"]
+    (again,) = leaks["test_again"]
+    assert first["type"] == again["type"] and first["type"].endswith(".Wrapper")
+    assert (first["count"], first["retained_bytes"]) == (again["count"], again["retained_bytes"])
+    assert (first["retained_by"][-2:], again["retained_by"][-2:]) == (["CACHE", "[1]"], ["CACHE", "[2]"])
+    assert sorted(leak["retained_by"][-2] for leak in leaks["test_again_and_a_new_leak"]) == ["CACHE", "OTHER"]
+
+
 def test_object_hung_on_a_parameter_is_traced_to_pytest_state(pytester: pytest.Pytester) -> None:
     # no module reaches the parameter except through pytest's marks: the chain starts at live pytest state
     pytester.makepyfile(
