@@ -420,7 +420,7 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
     return _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
 
 
-def quick_clean(survivors: Survivors, context: Context, slots: list[Any]) -> list[int] | None:
+def quick_verdict(survivors: Survivors, context: Context, slots: list[Any]) -> list[int] | None:
     """The leaked survivors when the answer needs no search for roots, else None.
 
     The check of almost every test ends here. Every reported leak contains a

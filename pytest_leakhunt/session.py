@@ -231,7 +231,7 @@ class LeakHunt:
         if type(funcargs) is dict:
             slots = [*slots, funcargs]  # the fixture values pytest keeps on the item until the next setup
         del funcargs
-        quick = census.quick_clean(survivors, context, slots)
+        quick = census.quick_verdict(survivors, context, slots)
         del slots
         if quick == []:
             return [], 0
