@@ -491,8 +491,8 @@ def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int],
         if from_closure[key] != internal[j]:
             return None  # another survivor points into what the leak keeps
         chain = chains.get(j)
-        # from outside the survivors: objs and getrefcount's argument are ours, and the chain holds its leak
-        outside = sys.getrefcount(objs[j]) - 2 - internal[j] - (chain is not None)
+        # from outside the survivors, less the reference the chain holds to its leak
+        outside = survivors.external(j) - (chain is not None)
         if outside != held.count(key) + (_count_refs(chain[-2], objs[j]) if chain is not None else 0):
             return None
     context.chains.update(chains)
