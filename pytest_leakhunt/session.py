@@ -36,6 +36,7 @@ _KIND_ORDER = {"object": 0, "tracked": 1, "growth": 2}
 #: At most this many retainer chains per test; each costs a walk of the heap.
 MAX_CHAINS = 8
 _RUNTEST_PLUGIN = "leakhunt-runtest"
+_REPEAT_PLUGIN = "leakhunt-repeat"
 
 
 class LeakHunt:
@@ -72,14 +73,20 @@ class LeakHunt:
     # -- configuration-time validation ------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Policies for the tests that will run: a suite can deselect tens of thousands (click's -m 'not stress')."""
         needed = self.settings.detect_leaks
-        for item in items:
+        repeats = False
+        for item in session.items:
             policy = item.stash[POLICY_KEY] = policy_for(item, self.settings)
             needed = needed or policy.check or "leak_tracker" in getattr(item, "fixturenames", ())
+            repeats = repeats or bool(policy.check and policy.repeat)
         # The runtest hooks cost a few microseconds per test: only pay them when some test is checked.
-        if needed and not self.config.pluginmanager.has_plugin(_RUNTEST_PLUGIN):
-            self.config.pluginmanager.register(RuntestHooks(self), _RUNTEST_PLUGIN)
+        manager = self.config.pluginmanager
+        if needed and not manager.has_plugin(_RUNTEST_PLUGIN):
+            manager.register(RuntestHooks(self), _RUNTEST_PLUGIN)
+        if repeats and not manager.has_plugin(_REPEAT_PLUGIN):
+            manager.register(RepeatHooks(self), _REPEAT_PLUGIN)
 
     def pytest_plugin_registered(self) -> None:
         self._plugin_generation += 1
@@ -471,12 +478,11 @@ class LeakHunt:
         return leaks
 
 
-class RuntestHooks:
-    """The per-test hooks, registered only when some collected test is checked."""
+class RepeatHooks:
+    """The extra runs of --leaks-repeat, registered only when some test to run asks for them."""
 
     def __init__(self, hunt: LeakHunt) -> None:
         self.hunt = hunt
-        self._last_rss: int | None = None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
@@ -484,6 +490,14 @@ class RuntestHooks:
         if policy is not None and policy.check and policy.repeat:
             item.stash[GROWTH_KEY] = self.hunt.repeat_runs(item, nextitem, policy.repeat)
         return (yield)
+
+
+class RuntestHooks:
+    """The per-test hooks, registered only when some collected test is checked."""
+
+    def __init__(self, hunt: LeakHunt) -> None:
+        self.hunt = hunt
+        self._last_rss: int | None = None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:

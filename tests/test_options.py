@@ -135,6 +135,24 @@ def test_bad_marker_arguments_are_a_usage_error(pytester: pytest.Pytester, marke
     result.stderr.fnmatch_lines([message])
 
 
+def test_markers_are_read_only_for_the_tests_that_run(pytester: pytest.Pytester) -> None:
+    # Policies are resolved after deselection: a suite that deselects thousands of tests does not pay for them.
+    pytester.makepyfile(
+        "import pytest\n"
+        "KEPT = []\n"
+        "class Thing:\n    pass\n"
+        "@pytest.mark.no_leaks(ignore=['x'])\n"
+        "def test_deselected():\n    pass\n"
+        "@pytest.mark.no_leaks\n"
+        "def test_selected():\n    KEPT.append(Thing())\n"
+    )
+    result = pytester.runpytest("-k", "selected and not deselected")
+    assert result.parseoutcomes() == {"passed": 1, "leaked": 1, "deselected": 1}
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_deselected: bad arguments to @pytest.mark.no_leaks*"])
+
+
 def test_plugin_can_be_switched_off(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(LEAKY)
     result = pytester.runpytest("-p", "no:leakhunt", "--detect-leaks")
