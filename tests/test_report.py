@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from pytest_leakhunt.model import Leak, RunTotals, TestLeaks, render_path
@@ -87,6 +88,15 @@ def test_json_roundtrip_and_schema() -> None:
         "kind": "object",
     }
     assert TestLeaks.from_json(test) == result
+
+
+def test_every_leak_field_survives_json() -> None:
+    # to_json lists the fields by hand: a field added to Leak and forgotten there fails here
+    values = {f.name: f"value of {f.name}" for f in dataclasses.fields(Leak)}
+    values.update(count=3, shallow_bytes=4, retained_bytes=5, retained_by=("m", "X"))
+    leak = Leak(**values)
+    assert set(leak.to_json()) == set(values)
+    assert Leak.from_json(json.loads(json.dumps(leak.to_json()))) == leak
 
 
 def test_render_path() -> None:
