@@ -19,8 +19,6 @@ import types
 import weakref
 from typing import Any, Iterable
 
-from pympler import asizeof
-
 from pytest_leakhunt.census import (
     _LRU_TYPE,
     attribute_dict,
@@ -511,6 +509,8 @@ def _flatsize(obj: Any) -> int:
     it, and keeping it holds the type forever: fine for a class bound to a
     module-level name, not for one a test defined in its body.
     """
+    from pympler import asizeof  # imported on first use: only leaking tests are sized
+
     cls = type(obj)
     module = sys.modules.get(cls.__module__)
     keep = module is not None and getattr(module, cls.__qualname__, None) is cls

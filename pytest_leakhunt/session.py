@@ -203,6 +203,8 @@ class LeakHunt:
                 leaks.extend(self._check_tracker(tracker))
             finally:
                 tracker.close()
+        if not leaks:
+            return TestLeaks(nodeid=item.nodeid, outcome="passed")
         # objects held by program state first, then what grows per run, then resources left behind
         leaks.sort(key=lambda leak: (_KIND_ORDER.get(leak.kind, 3), -leak.retained_bytes, leak.type))
         leaks = [dataclasses.replace(leak, hint=hints.hint_for(leak), fingerprint=hints.fingerprint(leak)) for leak in leaks]
