@@ -128,12 +128,6 @@ class LeakHunt:
             return "leaked", "L", ("LEAKED", {"red": True})
         return None
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Totals of the tests this process ran; an xdist controller gets its workers' at node shutdown."""
-        if self.distributed:
-            return
-        record(self.totals, report)
-
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not (self.totals.checked or self.totals.allowed):
             return
@@ -554,6 +548,11 @@ class RuntestHooks:
         report.leakhunt = data  # type: ignore[attr-defined]
         self._note_memory(report)
         return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Totals of the tests this process ran; an xdist controller gets its workers' at node shutdown."""
+        if not self.hunt.distributed:
+            record(self.hunt.totals, report)
 
     def _note_memory(self, report: pytest.TestReport) -> None:
         """With a JSON report, the process's RSS after each test: the session's memory curve."""
