@@ -459,19 +459,24 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any]) -> l
         subjects = [obj for obj in subjects if qualified_type(obj) not in ignore]
     if not subjects:
         return []
-    # Count each holder's references once: through its attribute dict when it has one.
-    views = [attribute_dict(holder) or holder for holder in slots]
-    held = list(map(id, gc.get_referents(*views)))
-    del views
+    # Each holder's references to subjects, counted once whichever view of an instance reports them
+    # (3.13 reports inline attributes on the object and none on its materialized __dict__).
+    held = _held_by(slots, subjects)
     # References we hold ourselves: survivors.objs, subjects, the loop variable, getrefcount's argument.
     unheld = [id(s) for s in subjects if sys.getrefcount(s) - 4 != held.count(id(s))]
     del subjects
     if not unheld:
         return []
-    return _known_leaks_only(survivors, context, unheld, held)
+    return _known_leaks_only(survivors, context, unheld, slots)
 
 
-def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int], held: list[int]) -> list[int] | None:
+def _held_by(holders: list[Any], objs: list[Any]) -> list[int]:
+    """The ids of *objs* that *holders* reference, once per reference."""
+    wanted = dict.fromkeys(map(id, objs), 1)
+    return [id(ref) for holder in holders for ref in _refs_of(holder, wanted)]
+
+
+def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int], slots: list[Any]) -> list[int] | None:
     """The survivors that repeat a known leak, when they and what only they keep are all that is unheld.
 
     Each such survivor's references come from its known holder and the slots;
@@ -493,7 +498,10 @@ def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int],
     closure = survivors.closure(chains)
     if any(index[key] not in closure for key in unheld):
         return None
-    from_closure = collections.Counter(map(id, gc.get_referents(*[objs[j] for j in closure])))
+    kept = [objs[j] for j in closure]
+    from_closure = collections.Counter(map(id, gc.get_referents(*kept)))
+    held = _held_by(slots, kept)
+    del kept
     for j in closure:
         key = id(objs[j])
         if from_closure[key] != internal[j]:

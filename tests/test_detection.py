@@ -291,8 +291,7 @@ def test_known_leak_again_skips_the_search_for_roots_and_reports_the_same(
 
     monkeypatch.setattr(census, "find_leaked_roots", counting)
     pytester.makepyfile(KNOWN_HOLDER)
-    # without the logging plugin's capture streams, which 3.13 does not match to their handler on this path
-    result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json", "-p", "no:logging")
+    result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json")
     assert result.parseoutcomes() == {"passed": 4, "leaked": 4}
     report = json.loads((pytester.path / "out.json").read_text())["tests"]
     leaks = {test["nodeid"].split("::")[1]: test["leaks"] for test in report}
@@ -305,6 +304,33 @@ def test_known_leak_again_skips_the_search_for_roots_and_reports_the_same(
     assert (first["count"], first["retained_bytes"]) == (again["count"], again["retained_bytes"])
     assert (first["retained_by"][-2:], again["retained_by"][-2:]) == (["CACHE", "[1]"], ["CACHE", "[2]"])
     assert sorted(leak["retained_by"][-2] for leak in leaks["test_again_and_a_new_leak"]) == ["CACHE", "OTHER"]
+
+
+def test_logging_capture_streams_end_on_the_fast_path(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The logging plugin leaves a new StringIO on each of its two handlers after every test. Once the first
+    # test has shown that the handlers hold them, later tests are judged without a search for roots,
+    # on every CPython version (3.13 reports an instance's inline attributes on the instance, not its __dict__).
+    from pytest_leakhunt import census
+
+    searched: list[str] = []
+    real = census.find_leaked_roots
+
+    def counting(survivors: census.Survivors, context: census.Context, known: census.KnownHolders) -> list[int]:
+        searched.append(context.item.name)
+        return real(survivors, context, known)
+
+    monkeypatch.setattr(census, "find_leaked_roots", counting)
+    pytester.makepyfile(
+        """
+        import pytest
+        @pytest.mark.parametrize("n", range(4))
+        def test_it(n):
+            assert n >= 0
+        """
+    )
+    result = pytester.runpytest("--detect-leaks")
+    assert result.parseoutcomes() == {"passed": 4}
+    assert searched[1:] == []
 
 
 def test_object_hung_on_a_parameter_is_traced_to_pytest_state(pytester: pytest.Pytester) -> None:
