@@ -446,15 +446,7 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any]) -> l
     subjects = [obj for obj in objs if type(obj) in plain]
     if len(plain) < len(unsettled):
         dynamic = unsettled - plain
-        code_of = _CODE_OF
-        # a hook's generator or a runner lambda, the usual dynamic survivors, without a call each
-        subjects += [
-            obj
-            for obj in objs
-            if type(obj) in dynamic
-            and getattr(obj, code_of.get(type(obj), "__class__"), None) not in harness_codes
-            and _verdict(obj, harness_codes) == _SUBJECT
-        ]
+        subjects += [obj for obj in objs if type(obj) in dynamic and _verdict(obj, harness_codes) == _SUBJECT]
     if ignore:
         subjects = [obj for obj in subjects if qualified_type(obj) not in ignore]
     if not subjects:

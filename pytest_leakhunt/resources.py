@@ -38,8 +38,7 @@ def running(objs: list[Any], kinds: frozenset[str], types_present: Iterable[type
     found: list[Leak] = []
     ids: set[int] = set()
     # a handful of distinct types, each judged once per session: the common case costs a set and a few lookups
-    known = _KIND_OF
-    present = {known[cls] if cls in known else _kind_of(cls) for cls in types_present}
+    present = {_kind_of(cls) for cls in types_present}
     for kind, finder in (("threads", _threads), ("tasks", _tasks), ("processes", _processes)):
         if kind in kinds and kind in present:
             for obj_id, leak in finder(objs):
