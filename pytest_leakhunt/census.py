@@ -387,6 +387,10 @@ def _is_weak(obj: Any) -> bool:
 _NEUTRAL, _STOP, _SUBJECT, _DYNAMIC = 0, 1, 2, 3
 _DYNAMIC_TYPES = (types.FunctionType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 _TYPE_VERDICT: dict[type, int] = {}
+#: The same verdicts as sets, so that quick_verdict sorts a test's types with set operations:
+#: types that need no further look (_NEUTRAL, _STOP) and types whose instances are subjects.
+_SETTLED_TYPES: set[type] = set()
+_SUBJECT_TYPES: set[type] = set()
 _CODE_OF = {
     types.FunctionType: "__code__",
     types.GeneratorType: "gi_code",
@@ -408,6 +412,10 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
             origin = _origin(obj, harness_codes)
             verdict = _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
         _TYPE_VERDICT[cls] = verdict
+        if verdict < _SUBJECT:
+            _SETTLED_TYPES.add(cls)
+        elif verdict == _SUBJECT:
+            _SUBJECT_TYPES.add(cls)
     if verdict != _DYNAMIC:
         return verdict
     code = _CODE_OF.get(cls)
@@ -436,17 +444,20 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any]) -> l
     for. Anything else (None) goes to the full analysis.
     """
     objs = survivors.objs
-    verdicts = _TYPE_VERDICT
-    unsettled = {kind for kind in survivors.types if verdicts.get(kind, _DYNAMIC) >= _SUBJECT}
+    # types never judged count as unsettled, like functions and generators
+    unsettled = survivors.types - _SETTLED_TYPES
     if not unsettled:
         return []
     harness_codes, ignore = context.harness_codes, context.ignore_types
     # instances of a subject type need no call per object; functions and generators are judged one by one
-    plain = {kind for kind in unsettled if verdicts.get(kind) == _SUBJECT}
-    subjects = [obj for obj in objs if type(obj) in plain]
-    if len(plain) < len(unsettled):
-        dynamic = unsettled - plain
-        subjects += [obj for obj in objs if type(obj) in dynamic and _verdict(obj, harness_codes) == _SUBJECT]
+    plain = unsettled & _SUBJECT_TYPES
+    dynamic = unsettled - plain
+    subjects: list[Any] = []
+    for obj in objs:
+        kind = type(obj)
+        if kind in plain or (kind in dynamic and _verdict(obj, harness_codes) == _SUBJECT):
+            subjects.append(obj)
+    del obj
     if ignore:
         subjects = [obj for obj in subjects if qualified_type(obj) not in ignore]
     if not subjects:
@@ -463,9 +474,21 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any]) -> l
 
 
 def _held_by(holders: list[Any], objs: list[Any]) -> list[int]:
-    """The ids of *objs* that *holders* reference, once per reference."""
-    wanted = dict.fromkeys(map(id, objs), 1)
-    return [id(ref) for holder in holders for ref in _refs_of(holder, wanted)]
+    """The ids of *objs* that *holders* reference, once per reference.
+
+    Every check pays this for the logging plugin's capture streams: when only
+    one of the two views of an instance (itself, its ``__dict__``) reports any
+    of *objs*, each view is read for all holders in one C call; only when both
+    do is each holder's larger count taken one by one (``_refs_of``).
+    """
+    wanted = set(map(id, objs))
+    attrs = [d for d in map(attribute_dict, holders) if d is not None]
+    own = list(filter(wanted.__contains__, map(id, gc.get_referents(*holders))))
+    via_dict = list(filter(wanted.__contains__, map(id, gc.get_referents(*attrs))))
+    if not (own and via_dict):
+        return own or via_dict
+    counted = dict.fromkeys(wanted, 1)
+    return [id(ref) for holder in holders for ref in _refs_of(holder, counted)]
 
 
 def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int], slots: list[Any]) -> list[int] | None:

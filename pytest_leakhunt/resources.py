@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Iterable
+from typing import Any
 
 from pytest_leakhunt.model import RESOURCE_KINDS, Leak
 
@@ -28,7 +28,7 @@ GRACE_SECONDS = 0.1
 _FD_DIRS = ("/proc/self/fd", "/dev/fd")
 
 
-def running(objs: list[Any], kinds: frozenset[str], types_present: Iterable[type]) -> tuple[list[Leak], set[int]]:
+def running(objs: list[Any], kinds: frozenset[str], types_present: set[type]) -> tuple[list[Leak], set[int]]:
     """Threads, tasks and processes among *objs* (the test's survivors) that are still going.
 
     Also returns their ids, so the object census can leave alone what belongs
@@ -37,8 +37,10 @@ def running(objs: list[Any], kinds: frozenset[str], types_present: Iterable[type
     """
     found: list[Leak] = []
     ids: set[int] = set()
-    # a handful of distinct types, each judged once per session: the common case costs a set and a few lookups
-    present = {_kind_of(cls) for cls in types_present}
+    # a handful of distinct types, each judged once per session: the common case costs two set operations
+    for cls in types_present - _KIND_OF.keys():
+        _KIND_OF[cls] = _kind_of(cls)
+    present = set(map(_KIND_OF.__getitem__, types_present))
     for kind, finder in (("threads", _threads), ("tasks", _tasks), ("processes", _processes)):
         if kind in kinds and kind in present:
             for obj_id, leak in finder(objs):
@@ -55,23 +57,17 @@ _BASES = {
 }
 
 
+#: Which finder cares about instances of a type, judged once per type (a base's module is imported before
+#: any instance exists, so a type judged before that import has no instance of interest either).
 _KIND_OF: dict[type, str | None] = {}
 
 
 def _kind_of(cls: type) -> str | None:
-    """Which finder cares about instances of *cls*; cached (a base's module is imported before any instance exists)."""
-    try:
-        return _KIND_OF[cls]
-    except KeyError:
-        pass
-    kind = None
     for name, bases in _BASES.items():
         classes = tuple(getattr(sys.modules[module], attr) for module, attr in bases if module in sys.modules)
         if classes and issubclass(cls, classes):
-            kind = name
-            break
-    _KIND_OF[cls] = kind
-    return kind
+            return name
+    return None
 
 
 def _threads(objs: list[Any]) -> list[tuple[int, Leak]]:

@@ -46,8 +46,6 @@ class LeakHunt:
         self.config = config
         self.settings = settings
         self.totals = RunTotals()
-        #: an xdist controller: its totals are the workers', merged by XdistHooks
-        self.distributed = False
         #: inside the extra runs of --leaks-repeat: no check windows, no memory notes
         self.repeating = False
         #: known leaks by fingerprint (empty when updating the baseline: then every leak is recorded)
@@ -187,11 +185,12 @@ class LeakHunt:
             leaks.extend(found)
             if "fds" in policy.resources:
                 leaks.extend(resources.new_fds(item.stash.get(FDS_KEY, None)))
-            grew = item.stash.get(GROWTH_KEY, None)
+            # `in` first: a stash miss raises and catches a KeyError, and most tests have neither
+            grew = item.stash[GROWTH_KEY] if GROWTH_KEY in item.stash else None
             if grew is not None:
                 leaks.append(grew)
-        tracker = item.stash.get(TRACKER_KEY, None)
-        if tracker is not None:
+        if TRACKER_KEY in item.stash:
+            tracker = item.stash[TRACKER_KEY]
             del item.stash[TRACKER_KEY]
             try:
                 leaks.extend(self._check_tracker(tracker))
@@ -518,15 +517,22 @@ class RuntestHooks:
             return report  # an extra run of --leaks-repeat: its reports are dropped
         if report.when in ("setup", "call") and report.failed:
             item.stash[FAILED_KEY] = True
-        if report.when != "teardown":
-            return report
+        if report.when == "teardown":
+            self._annotate(item, report)
+            self._note_memory(report)
+            # The totals of the tests this process ran, taken here rather than in a logreport hook (one
+            # call per phase); an xdist controller runs no test and gets its workers' at node shutdown.
+            record(self.hunt.totals, report)
+        return report
+
+    def _annotate(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """The teardown report carries the verdict: a leak fails the test, and the data goes to the totals."""
         policy = item.stash.get(POLICY_KEY, None)
         verdict = item.stash.get(VERDICT_KEY, None)
         if verdict is None:
             if policy is not None and policy.allowed_reason and self.hunt.settings.detect_leaks:
                 report.leakhunt = {"allowed": policy.allowed_reason}  # type: ignore[attr-defined]
-            self._note_memory(report)
-            return report
+            return
         del item.stash[VERDICT_KEY]
         data: dict[str, Any] = {"checked": True}
         settings = self.hunt.settings
@@ -546,13 +552,6 @@ class RuntestHooks:
                 data["leaked"] = True
             data["result"] = verdict.to_json()
         report.leakhunt = data  # type: ignore[attr-defined]
-        self._note_memory(report)
-        return report
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Totals of the tests this process ran; an xdist controller gets its workers' at node shutdown."""
-        if not self.hunt.distributed:
-            record(self.hunt.totals, report)
 
     def _note_memory(self, report: pytest.TestReport) -> None:
         """With a JSON report, the process's RSS after each test: the session's memory curve."""

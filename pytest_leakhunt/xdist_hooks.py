@@ -31,7 +31,6 @@ class XdistHooks:
     # -- controller ---------------------------------------------------------
 
     def pytest_configure_node(self, node: Any) -> None:
-        self.hunt.distributed = True
         self._from_reports[_node_id(node)] = RunTotals()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
