@@ -62,3 +62,20 @@ def test_a_registry_dict_that_just_became_tracked_is_explained_by_its_owner() ->
         registry.entries["first"] = Thing()  # the old dict is now tracked: it looks new
 
     assert not _left_unexplained(fill, lambda obj: obj is registry.entries, shared)
+
+
+def test_references_from_holders_are_counted_once_per_reference_whatever_the_view() -> None:
+    """Holders of every kind at once: some views report the subject, some do not, depending on the version.
+
+    Once its __dict__ is materialized, an instance reports its attributes through it on 3.10-3.12 and
+    itself on 3.13; the dict and the list report theirs directly. On 3.10-3.12 both views hold subjects
+    here, which takes the per-holder count; on 3.13 only one does, which takes the one-call count.
+    """
+    subject, other = Thing(), Thing()
+    holder = Thing()
+    holder.kept = subject  # type: ignore[attr-defined]
+    holder.__dict__["again"] = subject
+    holders: list[Any] = [holder, {"a": subject, "b": other}, [subject], Registry()]
+    held = census._held_by(holders, [subject, other])
+    assert held.count(id(subject)) == 4
+    assert held.count(id(other)) == 1
