@@ -266,6 +266,9 @@ class Context:
     chains: dict[int, list[Any]] = field(default_factory=dict)
     #: the running item: it holds the test's fixture values, so it is tried with the hottest shared holders
     item: Any = None
+    #: (attribute dict, name) of shared harness holders that kept subjects in earlier checks, such as the
+    #: logging plugin's capture streams; owned by the session, which clears it when its holders change
+    held_at: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
 
 class Survivors:
@@ -462,15 +465,57 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any]) -> l
         subjects = [obj for obj in subjects if qualified_type(obj) not in ignore]
     if not subjects:
         return []
+    # References we hold ourselves, below: survivors.objs, one list of subjects, the loop variable and
+    # getrefcount's argument. A subject whose every other reference is a remembered attribute is done.
+    held_at = context.held_at
+    rest = [s for s in subjects if sys.getrefcount(s) - 4 != _count_at(held_at, s)] if held_at else subjects
+    remembered = len(subjects) - len(rest)
+    del subjects
+    if not rest:
+        return []
     # Each holder's references to subjects, counted once whichever view of an instance reports them
     # (3.13 reports inline attributes on the object and none on its materialized __dict__).
-    held = _held_by(slots, subjects)
-    # References we hold ourselves: survivors.objs, subjects, the loop variable, getrefcount's argument.
-    unheld = [id(s) for s in subjects if sys.getrefcount(s) - 4 != held.count(id(s))]
-    del subjects
+    held = _held_by(slots, rest)
+    unheld = [id(s) for s in rest if sys.getrefcount(s) - 4 != held.count(id(s))]
     if not unheld:
+        if not remembered:
+            _remember(held_at, slots, rest)
         return []
+    del rest
     return _known_leaks_only(survivors, context, unheld, slots)
+
+
+#: At most this many remembered attributes: a few harness objects keep a test's objects after teardown.
+_MAX_HELD_AT = 16
+
+
+def _count_at(held_at: list[tuple[dict[str, Any], str]], obj: Any) -> int:
+    """References to *obj* from the remembered attributes; each (dict, name) is one distinct reference."""
+    count = 0
+    for attrs, name in held_at:
+        if attrs.get(name) is obj:
+            count += 1
+    return count
+
+
+def _remember(held_at: list[tuple[dict[str, Any], str]], holders: list[Any], objs: list[Any]) -> None:
+    """Which attributes of harness instances keep *objs*, so that later checks read them before scanning.
+
+    Only instances' attributes: plain dicts among the holders are the item's fixture values (per test),
+    which must not be kept.
+    """
+    wanted = set(map(id, objs))
+    known = {(id(attrs), name) for attrs, name in held_at}
+    for holder in holders:
+        attrs = attribute_dict(holder)
+        if attrs is None:
+            continue
+        for name, value in list(attrs.items()):
+            if id(value) in wanted and type(name) is str and (id(attrs), name) not in known:
+                known.add((id(attrs), name))
+                held_at.append((attrs, name))
+        value = None
+    del held_at[:-_MAX_HELD_AT]
 
 
 def _held_by(holders: list[Any], objs: list[Any]) -> list[int]:

@@ -61,6 +61,9 @@ class LeakHunt:
         self._shared: list[Any] | None = None
         self._shared_key: tuple[int, int] = (-1, -1)
         self._shared_checked = -1000
+        #: attributes of shared holders that kept a test's objects (census.Context.held_at), for one state of plugins
+        self._held_at: list[tuple[dict[str, Any], str]] = []
+        self._held_at_key: tuple[int, int] = (-1, -1)
         self._harness_codes: frozenset[types.CodeType] = frozenset()
         self._codes_generation = -1
         #: bumped by every plugin registration; cached harness state is rebuilt when it moves
@@ -174,6 +177,7 @@ class LeakHunt:
         self._chains.clear()
         self._globals.clear()
         self._shared = None
+        self._held_at.clear()
 
     # -- the check itself -----------------------------------------------------
 
@@ -220,6 +224,10 @@ class LeakHunt:
         Roots that retain a resource already reported (*owned*: a running
         thread, a pending task) are that resource's state, not a second leak.
         """
+        key = (self._plugin_generation, len(self.known.containers))
+        if key != self._held_at_key:
+            self._held_at.clear()  # plugins or registries changed since these were remembered
+            self._held_at_key = key
         context = census.Context(
             holders=lambda: list(self._holders(item)),
             shared=self._shared_holders,
@@ -227,6 +235,7 @@ class LeakHunt:
             harness_codes=self._hook_codes(),
             ignore_types=policy.ignore_types,
             item=item,
+            held_at=self._held_at,
         )
         slots = self._shared[: census.HOT] if self._shared else []
         funcargs = getattr(item, "funcargs", None)

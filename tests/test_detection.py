@@ -327,6 +327,29 @@ def test_logging_capture_streams_end_on_the_fast_path(pytester: pytest.Pytester,
     assert searched in ([], ["test_it[0]"])
 
 
+def test_a_remembered_capture_stream_held_by_the_program_too_is_a_leak(pytester: pytest.Pytester) -> None:
+    # After the first test the check remembers that the logging plugin's handlers hold their streams and
+    # reads those attributes instead of scanning the holders; a stream a module also keeps is still a leak.
+    pytester.makepyfile(
+        """
+        import pytest
+        KEPT = []
+        @pytest.fixture
+        def keep_stream(request):
+            yield
+            KEPT.append(request.config.pluginmanager.get_plugin("logging-plugin").report_handler.stream)
+        @pytest.mark.parametrize("n", range(3))
+        def test_clean(n):
+            assert n >= 0
+        def test_keeps_the_stream(keep_stream):
+            pass
+        """
+    )
+    result = pytester.runpytest("--detect-leaks", "-p", "no:randomly")
+    assert result.parseoutcomes() == {"passed": 4, "leaked": 1}
+    result.stdout.fnmatch_lines(["LEAKED *::test_keeps_the_stream: _io.StringIO x1 held by *KEPT[[]0[]]"])
+
+
 def test_object_hung_on_a_parameter_is_traced_to_pytest_state(pytester: pytest.Pytester) -> None:
     # no module reaches the parameter except through pytest's marks: the chain starts at live pytest state
     pytester.makepyfile(
