@@ -4,6 +4,7 @@ Usage (from the project root; needs network access to PyPI the first time):
 
     python3 benchmarks/run.py                 # everything, 3 interleaved repeats
     python3 benchmarks/run.py --suites synthetic --repeats 5
+    python3 benchmarks/run.py --suites synthetic --modes plain,detect --repeats 0 --instructions
 
 It builds its own virtualenv under benchmarks/.work/ with this project, pytest-memray
 (the peer), and the sdists of click 8.5.1 and boltons 26.2.0 (which ship their tests),
@@ -13,6 +14,10 @@ then runs every suite in four modes, interleaved, and prints the median of each:
 - detect:  --detect-leaks
 - trace:   --detect-leaks --leaks-trace
 - memray:  pytest-memray with limit_leaks on every test (the peer)
+
+With --instructions (needs valgrind) it also counts the instructions of one plain and one
+detect run of each suite under callgrind: slow, but steady on a shared host where timings
+move by 10 % or more between runs.
 
 The synthetic suite is 2,000 small tests over a heap of live objects built at import
 (1M by default, and 10k to show that the per-test cost does not grow with the heap).
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -160,10 +166,14 @@ def mode_args(mode: str) -> list[str]:
     }[mode]
 
 
+def pytest_command(py: Path, suite: Suite, mode: str) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, **suite.env, "PYTHONPATH": str(WORK / "plugins"), "PYTHONDONTWRITEBYTECODE": "1"}
+    return [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *suite.args, *mode_args(mode)], env
+
+
 def run_once(py: Path, suite: Suite, mode: str) -> tuple[Sample, str]:
     """Wall and CPU seconds, peak RSS, and the last line pytest printed."""
-    env = {**os.environ, **suite.env, "PYTHONPATH": str(WORK / "plugins"), "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *suite.args, *mode_args(mode)]
+    cmd, env = pytest_command(py, suite, mode)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=suite.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -202,6 +212,34 @@ def measure(py: Path, suites: list[Suite], modes: list[str], repeats: int) -> Re
                     flush=True,
                 )
     return results
+
+
+def instructions(py: Path, suite: Suite, mode: str) -> int:
+    """Instructions the pytest process executes, counted by callgrind (about 50 times slower than a run).
+
+    Unlike wall or CPU time they hardly move with the load of a shared host (about 1 % from run to run:
+    some hashing follows addresses), so they show a change to the per-test cost that timings hide.
+    """
+    cmd, env = pytest_command(py, suite, mode)
+    env["PYTHONHASHSEED"] = "0"
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        cwd=suite.cwd, env=env, capture_output=True, text=True, check=False,
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode not in (0, 1) or found is None:
+        raise SystemExit(f"{suite.name} [{mode}] under callgrind failed with {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return int(found.group(1))
+
+
+def instruction_table(py: Path, suites: list[Suite]) -> str:
+    lines = ["| suite | plain (instructions) | detect (instructions) | detect/plain | per test |", "| --- | --- | --- | --- | --- |"]
+    for suite in suites:
+        plain, detect = instructions(py, suite, "plain"), instructions(py, suite, "detect")
+        per_test = f"{(detect - plain) / suite.tests / 1000:.0f} k" if suite.tests else ""
+        lines.append(f"| {suite.name} | {plain / 1e9:.2f} G | {detect / 1e9:.2f} G | {detect / plain:.3f}x | {per_test} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
 
 
 def ratio(results: Results, suite: Suite, mode: str, metric: str) -> float:
@@ -245,6 +283,11 @@ def main() -> None:
     parser.add_argument("--heap", type=int, default=1_000_000)
     parser.add_argument("--small-heap", type=int, default=10_000)
     parser.add_argument("--tests", type=int, default=2000)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the instructions of one plain and one detect run of each suite under valgrind's callgrind",
+    )
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     wanted = [s for s in args.suites.split(",") if s]
@@ -254,8 +297,12 @@ def main() -> None:
     if "synthetic" in wanted:
         suites += [synthetic(args.small_heap, args.tests), synthetic(args.heap, args.tests)]
     suites += [third_party(name) for name in ("click", "boltons") if name in wanted]
-    results = measure(py, suites, modes, args.repeats)
-    text = table(suites, modes, results)
+    results = measure(py, suites, modes, args.repeats) if args.repeats else {}
+    text = table(suites, modes, results) if results else ""
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind (Debian: apt install valgrind)")
+        text = (text + "\n\n" if text else "") + instruction_table(py, suites)
     (WORK / "results.md").write_text(text + "\n")
     print()
     print(text)
