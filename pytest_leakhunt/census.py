@@ -475,10 +475,10 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any]) -> l
         return []
     # Each holder's references to subjects, counted once whichever view of an instance reports them
     # (3.13 reports inline attributes on the object and none on its materialized __dict__).
-    held = _held_by(slots, rest)
+    held, by_attributes = _held_by_views(slots, rest)
     unheld = [id(s) for s in rest if sys.getrefcount(s) - 4 != held.count(id(s))]
     if not unheld:
-        if not remembered:
+        if by_attributes and not remembered:
             _remember(held_at, slots, rest)
         return []
     del rest
@@ -519,21 +519,38 @@ def _remember(held_at: list[tuple[dict[str, Any], str]], holders: list[Any], obj
 
 
 def _held_by(holders: list[Any], objs: list[Any]) -> list[int]:
-    """The ids of *objs* that *holders* reference, once per reference.
+    """The ids of *objs* that *holders* reference, once per reference."""
+    return _held_by_views(holders, objs)[0]
 
-    Every check pays this for the logging plugin's capture streams: when only
-    one of the two views of an instance (itself, its ``__dict__``) reports any
-    of *objs*, each view is read for all holders in one C call; only when both
-    do is each holder's larger count taken one by one (``_refs_of``).
+
+def _held_by_views(holders: list[Any], objs: list[Any]) -> tuple[list[int], bool]:
+    """``_held_by``, and whether an instance's attributes are among those references (what ``_remember`` keeps).
+
+    Every check pays this for the logging plugin's capture streams. Containers
+    report their contents; an instance reports its attributes itself, through
+    its ``__dict__``, or both (3.13 with a materialized dict). When no instance
+    is seen from both views, each view is read for all holders in one C call;
+    otherwise each instance's larger count is taken one by one (``_refs_of``).
     """
     wanted = set(map(id, objs))
-    attrs = [d for d in map(attribute_dict, holders) if d is not None]
-    own = list(filter(wanted.__contains__, map(id, gc.get_referents(*holders))))
+    instances: list[Any] = []
+    attrs: list[dict[str, Any]] = []
+    containers: list[Any] = []
+    for holder in holders:
+        scope = attribute_dict(holder)
+        if scope is None:
+            containers.append(holder)
+        else:
+            instances.append(holder)
+            attrs.append(scope)
+    holder = scope = None
+    in_containers = list(filter(wanted.__contains__, map(id, gc.get_referents(*containers))))
+    own = list(filter(wanted.__contains__, map(id, gc.get_referents(*instances))))
     via_dict = list(filter(wanted.__contains__, map(id, gc.get_referents(*attrs))))
-    if not (own and via_dict):
-        return own or via_dict
-    counted = dict.fromkeys(wanted, 1)
-    return [id(ref) for holder in holders for ref in _refs_of(holder, counted)]
+    if own and via_dict:
+        counted = dict.fromkeys(wanted, 1)
+        own, via_dict = [id(ref) for holder in instances for ref in _refs_of(holder, counted)], []
+    return [*in_containers, *own, *via_dict], bool(own or via_dict)
 
 
 def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int], slots: list[Any]) -> list[int] | None:
