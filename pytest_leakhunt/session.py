@@ -305,7 +305,11 @@ class LeakHunt:
         return self._shared
 
     def _hook_codes(self) -> frozenset[types.CodeType]:
-        """Code objects of every hook implementation: their generators are harness frames."""
+        """Code objects of every hook implementation, and of the functions nested in pytest's plugin modules.
+
+        A hook's generator and the runner's lambda (``call_and_report``) outlive
+        every test; with their code here they are judged harness by a set lookup.
+        """
         if self._plugin_generation != self._codes_generation:
             self._codes_generation = self._plugin_generation
             impls = [
@@ -316,6 +320,11 @@ class LeakHunt:
             ]
             codes = {getattr(getattr(impl.function, "__func__", impl.function), "__code__", None) for impl in impls}
             codes.discard(None)
+            for plugin in self.config.pluginmanager.get_plugins():
+                if isinstance(plugin, types.ModuleType) and census.is_harness_module(plugin.__name__):
+                    for value in list(vars(plugin).values()):
+                        if type(value) is types.FunctionType and value.__module__ == plugin.__name__:
+                            codes.update(_nested_codes(value.__code__))
             self._harness_codes = frozenset(codes)  # type: ignore[arg-type]
         return self._harness_codes
 
@@ -601,6 +610,14 @@ def _harness_state(obj: Any, depth: int) -> Iterator[Any]:
             continue
         if hasattr(value, "__dict__") and value is not obj:
             yield from _harness_state(value, depth - 1)
+
+
+def _nested_codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    """The code objects defined inside *code*: its lambdas, inner functions and comprehensions."""
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield const
+            yield from _nested_codes(const)
 
 
 def _outermost(survivors: census.Survivors, candidates: list[int], harness_codes: frozenset[types.CodeType]) -> list[int]:
