@@ -224,7 +224,7 @@ class LeakHunt:
         Roots that retain a resource already reported (*owned*: a running
         thread, a pending task) are that resource's state, not a second leak.
         """
-        key = (self._plugin_generation, len(self.known.containers))
+        key = self._harness_key()
         if key != self._held_at_key:
             self._held_at.clear()  # plugins or registries changed since these were remembered
             self._held_at_key = key
@@ -287,9 +287,13 @@ class LeakHunt:
         if isinstance(log, list):
             yield log
 
+    def _harness_key(self) -> tuple[int, int]:
+        """Moves when plugins are registered or a registry is learned: what was derived from harness state is stale."""
+        return (self._plugin_generation, len(self.known.containers))
+
     def _shared_holders(self, fresh: bool) -> list[Any]:
         """Session-wide harness state, expanded once and reused until plugins or caches change."""
-        key = (self._plugin_generation, len(self.known.containers))
+        key = self._harness_key()
         # a fresh look at most every 20 checks: a leaky suite would otherwise pay it on every test
         fresh = fresh and self._checks - self._shared_checked >= 20
         if fresh or self._shared is None or key != self._shared_key:
