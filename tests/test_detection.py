@@ -274,6 +274,8 @@ KNOWN_HOLDER = """
     def test_again_and_a_reference_into_it():
         CACHE[4] = Wrapper()
         OTHER.append([CACHE[4].buffer])
+    def test_again_held_twice():
+        CACHE[5] = CACHE[6] = Wrapper()
 """
 
 
@@ -296,12 +298,15 @@ def searched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_known_leak_again_skips_the_search_for_roots_and_reports_the_same(pytester: pytest.Pytester, searched: list[str]) -> None:
     pytester.makepyfile(KNOWN_HOLDER)
     result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json")
-    assert result.parseoutcomes() == {"passed": 4, "leaked": 4}
+    assert result.parseoutcomes() == {"passed": 5, "leaked": 5}
     report = json.loads((pytester.path / "out.json").read_text())["tests"]
     leaks = {test["nodeid"].split("::")[1]: test["leaks"] for test in report}
-    # Only a pure repeat of the first test's leak skips the search. A new leak beside it, or a new
-    # object pointing into what it keeps, sends the test through the full analysis.
-    assert searched == ["test_first", "test_again_and_a_new_leak", "test_again_and_a_reference_into_it"]
+    # Only a pure repeat of the first test's leak skips the search. A new leak beside it, a new object
+    # pointing into what it keeps, or a second reference the known holder's one does not account for
+    # sends the test through the full analysis.
+    assert searched == ["test_first", "test_again_and_a_new_leak", "test_again_and_a_reference_into_it", "test_again_held_twice"]
+    (twice,) = leaks["test_again_held_twice"]
+    assert (twice["count"], twice["retained_by"][-2]) == (1, "CACHE")
     (first,) = leaks["test_first"]
     (again,) = leaks["test_again"]
     assert first["type"] == again["type"] and first["type"].endswith(".Wrapper")
