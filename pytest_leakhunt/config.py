@@ -6,6 +6,7 @@ whether to fix the command line, the ini file or a marker.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -223,6 +224,17 @@ NO_LEAKS_SIGNATURE = "no_leaks(*, ignore_types=(), repeat=None)"
 ALLOW_LEAKS_SIGNATURE = "allow_leaks(reason='')"
 
 
+@functools.lru_cache(maxsize=8)
+def _unmarked(settings: Settings) -> TestPolicy:
+    """The policy of every test without a marker: one immutable object, not one per collected test."""
+    return TestPolicy(
+        check=settings.detect_leaks,
+        ignore_types=settings.ignore_types,
+        resources=settings.resources,
+        repeat=settings.repeat if settings.detect_leaks else 0,
+    )
+
+
 def policy_for(item: pytest.Item, settings: Settings) -> TestPolicy:
     """Apply the closest of no_leaks / allow_leaks to the session settings.
 
@@ -230,12 +242,7 @@ def policy_for(item: pytest.Item, settings: Settings) -> TestPolicy:
     """
     marker = next((m for m in item.iter_markers() if m.name in ("no_leaks", "allow_leaks")), None)
     if marker is None:
-        return TestPolicy(
-            check=settings.detect_leaks,
-            ignore_types=settings.ignore_types,
-            resources=settings.resources,
-            repeat=settings.repeat if settings.detect_leaks else 0,
-        )
+        return _unmarked(settings)
     try:
         if marker.name == "allow_leaks":
             reason = allow_leaks(*marker.args, **marker.kwargs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
@@ -13,7 +13,9 @@ from pytest_leakhunt.config import (
     resolve,
 )
 from pytest_leakhunt.session import TRACKER_KEY, LeakHunt
-from pytest_leakhunt.tracker import LeakTracker
+
+if TYPE_CHECKING:
+    from pytest_leakhunt.tracker import LeakTracker
 
 _PLUGIN_NAME = "leakhunt-session"
 _FLAGS = {"--detect-leaks", "--leaks-trace", "--leaks-baseline-update"}
@@ -50,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def leak_tracker(request: pytest.FixtureRequest) -> Iterator[LeakTracker]:
     """Watch objects with ``leak_tracker.track(obj)``; any still alive after teardown fails the test."""
+    from pytest_leakhunt.tracker import LeakTracker  # imported by the tests that use it
+
     tracker = LeakTracker()
     request.node.stash[TRACKER_KEY] = tracker
     yield tracker

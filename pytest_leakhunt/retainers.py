@@ -8,16 +8,18 @@ the objects they passed in.
 from __future__ import annotations
 
 import collections
+import functools
 import gc
 import itertools
 import operator
 import os
 import sys
-import sysconfig
-import tracemalloc
 import types
 import weakref
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    import tracemalloc
 
 from pytest_leakhunt.census import (
     _LRU_TYPE,
@@ -38,6 +40,7 @@ def find_chains(
     ignore: Iterable[Any] = (),
     module_globals: ModuleGlobals | None = None,
     live_harness: Iterable[Any] = (),
+    likely_modules: Iterable[str] = (),
 ) -> list[list[Any]]:
     """For each target, the shortest chain from a root ([root, ..., target]); [target] if none.
 
@@ -70,6 +73,8 @@ def find_chains(
     frontier: list[Any] = list(targets)
     skip.update((id(parent), id(skip), id(found), id(targets), id(origin), id(extra)))
     globals_of = module_globals if module_globals is not None else ModuleGlobals()
+    # modules looked at before the others: the caller's (the test's) and those defining the targets' types
+    likely = list(dict.fromkeys([*likely_modules, *(type(t).__module__ for t in targets)]))
 
     def chain_from(*top: Any) -> None:
         paths = [list(top)]
@@ -92,7 +97,7 @@ def find_chains(
             skip.add(id(frontier))
             # Reached something a module global holds: no need to walk the heap for the last links.
             for obj in frontier:
-                prefix = globals_of.prefix(obj)
+                prefix = globals_of.prefix(obj, likely)
                 if prefix is not None:
                     chain_from(*prefix, obj)
             obj = prefix = None
@@ -183,11 +188,18 @@ class ModuleGlobals:
         self._indexed: set[str] = set()
         self._modules = -1
 
-    def prefix(self, obj: Any) -> list[Any] | None:
-        """``[module, namespace, ...]`` down to the object that references *obj*, verified; else None."""
-        if len(sys.modules) != self._modules:
-            self._add_new_modules()
+    def prefix(self, obj: Any, likely: Iterable[str] = ()) -> list[Any] | None:
+        """``[module, namespace, ...]`` down to the object that references *obj*, verified; else None.
+
+        The *likely* modules (the test's, the leaked type's) are indexed and
+        looked at first: indexing every module takes tens of milliseconds, and
+        most leaks sit in one of those. The rest is indexed on a miss.
+        """
+        self._add_modules(likely)
         path = self._paths.get(id(obj))
+        if path is None and len(sys.modules) != self._modules:
+            self._add_new_modules()
+            path = self._paths.get(id(obj))
         if path is None:
             return None
         chain = _resolve(*path)
@@ -202,12 +214,16 @@ class ModuleGlobals:
 
     def _add_new_modules(self) -> None:
         self._modules = len(sys.modules)
+        self._add_modules(list(sys.modules))
+
+    def _add_modules(self, names: Iterable[str]) -> None:
         paths = self._paths
         namespaces = []
-        for name, module in list(sys.modules.items()):
-            if name in self._indexed:
+        for name in names:
+            if name in self._indexed or name not in sys.modules:
                 continue
             self._indexed.add(name)
+            module = sys.modules[name]
             if is_harness_module(name):
                 continue  # pytest's own globals: not where a test's objects are kept
             if isinstance(module, types.ModuleType) and type(getattr(module, "__dict__", None)) is dict:
@@ -533,11 +549,14 @@ def retained_size(objs: Iterable[Any]) -> int:
     return total
 
 
-_LIBRARY_PATHS = tuple(
-    os.path.normcase(os.path.realpath(p))
-    for p in {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    if p
-)
+@functools.lru_cache(maxsize=None)
+def _library_paths() -> tuple[str, ...]:
+    """Where the standard library and installed packages live; read on first use (sysconfig is slow to import)."""
+    import sysconfig
+
+    paths = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return tuple(os.path.normcase(os.path.realpath(p)) for p in paths if p)
+
 _OWN_PATH = os.path.normcase(os.path.dirname(os.path.realpath(__file__)))
 
 
@@ -547,7 +566,7 @@ def is_user_file(filename: str) -> bool:
     path = os.path.normcase(os.path.realpath(filename))
     if path.startswith(_OWN_PATH):
         return False
-    return not any(path.startswith(lib + os.sep) for lib in _LIBRARY_PATHS)
+    return not any(path.startswith(lib + os.sep) for lib in _library_paths())
 
 
 _MANAGED_DICT = 1 << 4  # Py_TPFLAGS_MANAGED_DICT on CPython 3.11
@@ -559,6 +578,8 @@ def object_traceback(obj: Any) -> tracemalloc.Traceback | None:
     3.11 puts two pointers before the GC header of instances with a managed
     ``__dict__``, and its ``get_object_traceback`` looks one header too late.
     """
+    import tracemalloc
+
     trace = tracemalloc.get_object_traceback(obj)
     if trace is not None or sys.version_info[:2] != (3, 11) or not type(obj).__flags__ & _MANAGED_DICT:
         return trace
@@ -576,6 +597,8 @@ def object_traceback(obj: Any) -> tracemalloc.Traceback | None:
 
 def allocation_site(obj: Any, rootdir: str) -> str | None:
     """``file:line`` of the innermost user frame that allocated *obj*, if tracemalloc saw it."""
+    import tracemalloc  # here, not at import: tracing may have been started with -X tracemalloc
+
     if not tracemalloc.is_tracing():
         return None
     trace = object_traceback(obj)
@@ -621,6 +644,8 @@ def untracked_holders() -> list[tuple[str, int, int]]:
     the containers of module globals and class attributes are searched for them.
     Costs a pass over those containers' elements: only for repeat mode.
     """
+    import tracemalloc
+
     found: dict[str, list[int]] = {}
     for module_name, module in list(sys.modules.items()):
         namespace = getattr(module, "__dict__", None)

@@ -12,23 +12,25 @@ import dataclasses
 import gc
 import os
 import re
-import tracemalloc
 import types
-from typing import Any, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Generator, Iterator
 
 import pytest
 
-from pytest_leakhunt import baseline, census, hints, resources, retainers
+from pytest_leakhunt import census, hints, resources, retainers
 from pytest_leakhunt.config import Settings, TestPolicy, policy_for
 from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
 from pytest_leakhunt.report import describe, render_summary, render_test, write_json
-from pytest_leakhunt.tracker import LeakTracker
+
+if TYPE_CHECKING:
+    from pytest_leakhunt import baseline
+    from pytest_leakhunt.tracker import LeakTracker
 
 POLICY_KEY = pytest.StashKey[TestPolicy]()
 WINDOW_KEY = pytest.StashKey[TestPolicy]()
 VERDICT_KEY = pytest.StashKey[TestLeaks]()
 FAILED_KEY = pytest.StashKey[bool]()
-TRACKER_KEY = pytest.StashKey[LeakTracker]()
+TRACKER_KEY = pytest.StashKey["LeakTracker"]()
 FDS_KEY = pytest.StashKey["frozenset[int] | None"]()
 GROWTH_KEY = pytest.StashKey["Leak | None"]()
 
@@ -49,11 +51,11 @@ class LeakHunt:
         #: inside the extra runs of --leaks-repeat: no check windows, no memory notes
         self.repeating = False
         #: known leaks by fingerprint (empty when updating the baseline: then every leak is recorded)
-        self.baseline: dict[str, baseline.Entry] = (
-            baseline.load(settings.baseline_path, "leaks baseline")
-            if settings.baseline_path and not settings.baseline_update
-            else {}
-        )
+        self.baseline: dict[str, baseline.Entry] = {}
+        if settings.baseline_path and not settings.baseline_update:
+            from pytest_leakhunt import baseline  # only for --leaks-baseline
+
+            self.baseline = baseline.load(settings.baseline_path, "leaks baseline")
         self._checks = 0
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
@@ -69,7 +71,7 @@ class LeakHunt:
         #: bumped by every plugin registration; cached harness state is rebuilt when it moves
         self._plugin_generation = 0
         #: trace only inside check windows, unless the user already traces the whole run
-        self._trace_windows = settings.trace and not tracemalloc.is_tracing()
+        self._trace_windows = settings.trace and not _tracemalloc().is_tracing()
 
     # -- configuration-time validation ------------------------------------
 
@@ -103,7 +105,7 @@ class LeakHunt:
             item.stash[FDS_KEY] = resources.open_fds()
         self.known.refresh()  # the first call probes C-level caches, which needs the heap unfrozen
         if self._trace_windows:
-            tracemalloc.start(self.settings.trace_depth)
+            _tracemalloc().start(self.settings.trace_depth)
         census.begin()
 
     def close_window(self, item: pytest.Item) -> None:
@@ -119,7 +121,7 @@ class LeakHunt:
         finally:
             census.end()
             if self._trace_windows:
-                tracemalloc.stop()
+                _tracemalloc().stop()
         item.stash[VERDICT_KEY] = verdict
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
@@ -168,6 +170,8 @@ class LeakHunt:
 
             html.write(self.settings.html_path, self.totals, pytest.__version__)
         if self.settings.baseline_update and self.settings.baseline_path:
+            from pytest_leakhunt import baseline
+
             baseline.write(
                 self.settings.baseline_path,
                 {key: baseline.Entry(key, nodeid, text) for key, (nodeid, text) in self.totals.baselined.items()},
@@ -363,6 +367,7 @@ class LeakHunt:
                 ignore=[objs, candidates, units, chains, needed, live],
                 module_globals=self._globals,
                 live_harness=live,
+                likely_modules=[getattr(getattr(item, "module", None), "__name__", "")],
             )
             live.clear()
             cached = []
@@ -602,6 +607,13 @@ def record(totals: RunTotals, report: pytest.TestReport) -> None:
         totals.allow(report.nodeid, data["allowed"])
     elif data.get("checked"):
         totals.record(report.nodeid, TestLeaks.from_json(data["result"]) if "result" in data else None)
+
+
+def _tracemalloc() -> types.ModuleType:
+    """The tracemalloc module, imported when --leaks-trace first needs it (it imports pickle: slow to load)."""
+    import tracemalloc
+
+    return tracemalloc
 
 
 def _harness_state(obj: Any, depth: int) -> Iterator[Any]:

@@ -103,3 +103,22 @@ def test_two_objects_kept_by_one_holder_are_both_traced(app: types.ModuleType) -
     app.remember("second", second)
     chains = retainers.find_chains([first, second], module_globals=index)
     assert [retainers.describe_chain(chain)[-1] for chain in chains] == ["['first']", "['second']"]
+
+
+def test_the_likely_modules_are_indexed_first_and_the_rest_only_on_a_miss(app: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = retainers.ModuleGlobals()
+    full: list[int] = []
+    real = index._add_new_modules  # noqa: SLF001 - the cost under test: indexing every module
+    monkeypatch.setattr(index, "_add_new_modules", lambda: full.append(1) or real())
+    kept = app.Item()
+    app.Service.history.append(kept)
+    # the leaked type's module (here also the holder's) explains it: the other modules are not indexed
+    chain = retainers.find_chains([kept], module_globals=index)[0]
+    assert retainers.describe_chain(chain) == ("leakhunt_index_app", "Service", "history", "[0]")
+    assert full == []
+    # an object whose holder lives elsewhere: the likely modules miss, so every module is indexed
+    elsewhere = types.SimpleNamespace()
+    app.Service.history.append(elsewhere)
+    chain = retainers.find_chains([elsewhere], module_globals=index)[0]
+    assert retainers.describe_chain(chain) == ("leakhunt_index_app", "Service", "history", "[1]")
+    assert full == [1]
