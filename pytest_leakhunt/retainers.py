@@ -411,7 +411,7 @@ def _prefer_application_module(chain: list[Any]) -> list[Any]:
         if module is None or _is_test_module(name) or name.split(".")[0] in ("__main__", "sys"):
             continue
         namespace = getattr(module, "__dict__", None)
-        if isinstance(namespace, dict) and any(value is target for value in namespace.values()):
+        if isinstance(namespace, dict) and any(map(operator.is_, namespace.values(), itertools.repeat(target))):
             return [module, namespace, *chain[2:]]
     return chain
 
@@ -597,9 +597,9 @@ def object_traceback(obj: Any) -> tracemalloc.Traceback | None:
 
 def allocation_site(obj: Any, rootdir: str) -> str | None:
     """``file:line`` of the innermost user frame that allocated *obj*, if tracemalloc saw it."""
-    import tracemalloc  # here, not at import: tracing may have been started with -X tracemalloc
+    import _tracemalloc  # the C half: importing tracemalloc itself loads pickle, slow for a run that does not trace
 
-    if not tracemalloc.is_tracing():
+    if not _tracemalloc.is_tracing():  # started by --leaks-trace, the user, or -X tracemalloc
         return None
     trace = object_traceback(obj)
     if trace is None:
