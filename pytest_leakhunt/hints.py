@@ -43,14 +43,18 @@ def hint_for(leak: Leak) -> str | None:
     """The usual fix for the pattern this leak matches, if any."""
     if leak.kind in _KIND_HINTS:
         return _KIND_HINTS[leak.kind]
-    return _hint(tuple(leak.retained_by), leak.type)
+    return _hint(_INDEX.sub("[#]", render_path(leak.retained_by)), leak.type)
 
 
-# Both are pure functions of a leak's names, and a leak repeated test after test (one more entry in the
-# same cache) has the same names each time: the regular expressions and the hash run once per name.
+#: A list index in a retainer path; no pattern depends on its value.
+_INDEX = re.compile(r"\[\d+\]")
+
+
+# A leak repeated test after test (one more entry in the same list or cache) has the same names each
+# time but for an index: the patterns are searched once per distinct name.
 @functools.lru_cache(maxsize=256)
-def _hint(retained_by: tuple[str, ...], type_name: str) -> str | None:
-    text = f"{render_path(retained_by)} :: {type_name}"
+def _hint(path: str, type_name: str) -> str | None:
+    text = f"{path} :: {type_name}"
     return next((hint for pattern, hint in _PATTERNS if re.search(pattern, text)), None)
 
 
@@ -60,12 +64,7 @@ _VOLATILE = re.compile(r"\[\d+\]|0x[0-9a-f]+|\b\d+\b")
 
 def fingerprint(leak: Leak) -> str:
     """A stable name for a leak group: kind, type and retainer path, without indices or addresses."""
-    name = leak.name if leak.kind in ("tracked", "thread", "task") else None
-    return _fingerprint(leak.kind, leak.type, tuple(leak.retained_by), name)
-
-
-@functools.lru_cache(maxsize=256)
-def _fingerprint(kind: str, type_name: str, retained_by: tuple[str, ...], name: str | None) -> str:
-    path = _VOLATILE.sub("#", render_path(retained_by))
-    text = "|".join((kind, type_name, path, _VOLATILE.sub("#", name or "")))
+    path = _VOLATILE.sub("#", render_path(leak.retained_by))
+    name = _VOLATILE.sub("#", leak.name or "") if leak.kind in ("tracked", "thread", "task") else ""
+    text = "|".join((leak.kind, leak.type, path, name))
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]  # noqa: S324 - a name, not a secret

@@ -384,8 +384,18 @@ def holds(holder: Any, obj: Any) -> bool:
     """Whether *holder* references *obj* (identity, never ``__eq__``).
 
     A holder that leaks grows by one entry per test, so this runs at C speed
-    and from the end, where dicts and lists keep their newest entries.
+    and from the end, where dicts and lists keep their newest entries; a list's
+    or dict's own reverse iterator gets there without copying every reference.
     """
+    kind = type(holder)
+    try:
+        if kind is list:
+            return any(map(operator.is_, reversed(holder), itertools.repeat(obj)))
+        if kind is dict:
+            values, keys = reversed(holder.values()), reversed(holder.keys())
+            return any(map(operator.is_, values, itertools.repeat(obj))) or any(map(operator.is_, keys, itertools.repeat(obj)))
+    except RuntimeError:  # changed size while read (another thread): read it the slow way
+        pass
     return any(map(operator.is_, reversed(gc.get_referents(holder)), itertools.repeat(obj)))
 
 
@@ -525,12 +535,18 @@ def _flatsize(obj: Any) -> int:
     it, and keeping it holds the type forever: fine for a class bound to a
     module-level name, not for one a test defined in its body.
     """
-    from pympler import asizeof  # imported on first use: only leaking tests are sized
-
     cls = type(obj)
     module = sys.modules.get(cls.__module__)
     keep = module is not None and getattr(module, cls.__qualname__, None) is cls
-    return int(asizeof.flatsize(obj, save=keep))
+    return int(_asizeof().flatsize(obj, save=keep))
+
+
+@functools.lru_cache(maxsize=None)
+def _asizeof() -> Any:
+    """pympler's asizeof, imported once on first use (only leaking tests are sized), not looked up per object."""
+    from pympler import asizeof
+
+    return asizeof
 
 
 def retained_size(objs: Iterable[Any]) -> int:
