@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import sys
 import types
 
@@ -122,3 +123,19 @@ def test_the_likely_modules_are_indexed_first_and_the_rest_only_on_a_miss(app: t
     chain = retainers.find_chains([elsewhere], module_globals=index)[0]
     assert retainers.describe_chain(chain) == ("leakhunt_index_app", "Service", "history", "[1]")
     assert full == [1]
+
+
+def test_holds_finds_keys_values_and_items_by_identity_only() -> None:
+    class Equal:
+        def __eq__(self, other: object) -> bool:
+            return True  # equal to everything: only identity may count
+
+        __hash__ = object.__hash__
+
+    kept, other = Equal(), Equal()
+    assert retainers.holds([other, kept], kept) and not retainers.holds([other], kept)
+    assert retainers.holds({"k": kept}, kept) and retainers.holds({kept: 1}, kept)
+    assert not retainers.holds({"k": other, other: 1}, kept)
+    assert retainers.holds(collections.OrderedDict(k=kept), kept)  # a subclass: read through the collector
+    namespace = types.SimpleNamespace(k=kept)
+    assert retainers.holds(namespace, vars(namespace)) and not retainers.holds(namespace, kept)  # through its __dict__
