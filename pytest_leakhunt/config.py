@@ -235,12 +235,44 @@ def _unmarked(settings: Settings) -> TestPolicy:
     )
 
 
-def policy_for(item: pytest.Item, settings: Settings) -> TestPolicy:
+_POLICY_MARKERS = ("no_leaks", "allow_leaks")
+
+
+def _own_policy_marker(node: pytest.Item | pytest.Collector) -> pytest.Mark | None:
+    for mark in node.own_markers:
+        if mark.name in _POLICY_MARKERS:
+            return mark
+    return None
+
+
+def closest_policy_marker(item: pytest.Item, parents: dict[int, pytest.Mark | None]) -> pytest.Mark | None:
+    """The marker ``item.iter_markers()`` would meet first, with each parent's answer kept in *parents*.
+
+    Walking every item's chain of parents cost more at collection than all
+    the tests of a small suite together: their modules and classes are shared.
+    *parents* is keyed by id and must not outlive the collection it was filled from.
+    """
+    mark = _own_policy_marker(item)
+    if mark is not None:
+        return mark
+    chain = []
+    node = item.parent
+    while node is not None and id(node) not in parents:
+        chain.append(node)
+        node = node.parent
+    found = parents[id(node)] if node is not None else None
+    for parent in reversed(chain):  # outermost first: a closer marker replaces a farther one
+        found = _own_policy_marker(parent) or found
+        parents[id(parent)] = found
+    return found
+
+
+def policy_for(item: pytest.Item, settings: Settings, parents: dict[int, pytest.Mark | None] | None = None) -> TestPolicy:
     """Apply the closest of no_leaks / allow_leaks to the session settings.
 
     Raises pytest.UsageError naming the test and the marker when its arguments are wrong.
     """
-    marker = next((m for m in item.iter_markers() if m.name in ("no_leaks", "allow_leaks")), None)
+    marker = closest_policy_marker(item, {} if parents is None else parents)
     if marker is None:
         return _unmarked(settings)
     try:

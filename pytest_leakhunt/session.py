@@ -80,8 +80,9 @@ class LeakHunt:
         """Policies for the tests that will run: a suite can deselect tens of thousands (click's -m 'not stress')."""
         needed = self.settings.detect_leaks
         repeats = False
+        parents: dict[int, pytest.Mark | None] = {}
         for item in session.items:
-            policy = item.stash[POLICY_KEY] = policy_for(item, self.settings)
+            policy = item.stash[POLICY_KEY] = policy_for(item, self.settings, parents)
             needed = needed or policy.check or "leak_tracker" in getattr(item, "fixturenames", ())
             repeats = repeats or bool(policy.check and policy.repeat)
         # The runtest hooks cost a few microseconds per test: only pay them when some test is checked.
@@ -125,9 +126,11 @@ class LeakHunt:
         item.stash[VERDICT_KEY] = verdict
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-        data = getattr(report, "leakhunt", None)
         # outcome "rerun" (pytest-rerunfailures) keeps its own status: the last run decides
-        if report.when == "teardown" and report.outcome == "failed" and isinstance(data, dict) and data.get("leaked"):
+        if report.outcome != "failed" or report.when != "teardown":
+            return None  # three calls per test: the common case is two comparisons
+        data = getattr(report, "leakhunt", None)
+        if isinstance(data, dict) and data.get("leaked"):
             return "leaked", "L", ("LEAKED", {"red": True})
         return None
 
@@ -596,8 +599,10 @@ class RuntestHooks:
 
 def record(totals: RunTotals, report: pytest.TestReport) -> None:
     """Add what a teardown report says about its test to *totals*."""
+    if report.when != "teardown":
+        return
     data = getattr(report, "leakhunt", None)
-    if report.when != "teardown" or not isinstance(data, dict):
+    if not isinstance(data, dict):
         return
     if "rss" in data:
         totals.memory[report.nodeid] = (int(data["rss"]), int(data["growth"]))

@@ -247,6 +247,63 @@ def test_closest_marker_wins(pytester: pytest.Pytester) -> None:
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
 
 
+def test_the_closest_marker_is_found_with_parents_shared_between_items(pytester: pytest.Pytester) -> None:
+    """The parents' answers are kept across items: every item must still get what iter_markers says."""
+    pytester.makeconftest(
+        """
+        from pytest_leakhunt.config import closest_policy_marker
+
+        def pytest_collection_finish(session):
+            parents = {}
+            for item in session.items:
+                expected = next((m for m in item.iter_markers() if m.name in ("no_leaks", "allow_leaks")), None)
+                found = closest_policy_marker(item, parents)
+                print("MARKER", item.nodeid, found.name if found else None, found is expected)
+        """
+    )
+    pytester.makepyfile(
+        test_a="""
+        import pytest
+        pytestmark = pytest.mark.no_leaks
+        def test_module_level():
+            pass
+        @pytest.mark.allow_leaks(reason="legacy")
+        class TestLegacy:
+            def test_class_level(self):
+                pass
+            @pytest.mark.no_leaks
+            def test_own(self):
+                pass
+            class TestInner:
+                def test_inner(self):
+                    pass
+        @pytest.mark.parametrize("x", [1, pytest.param(2, marks=pytest.mark.allow_leaks(reason="param"))])
+        def test_param(x):
+            pass
+        """,
+        test_b="""
+        class TestPlain:
+            def test_none(self):
+                pass
+        def test_none_either():
+            pass
+        """,
+    )
+    result = pytester.runpytest("-s", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(
+        [
+            "MARKER test_a.py::test_module_level no_leaks True",
+            "MARKER test_a.py::TestLegacy::test_class_level allow_leaks True",
+            "MARKER test_a.py::TestLegacy::test_own no_leaks True",
+            "MARKER test_a.py::TestLegacy::TestInner::test_inner allow_leaks True",
+            "MARKER test_a.py::test_param[[]1[]] no_leaks True",
+            "MARKER test_a.py::test_param[[]2[]] allow_leaks True",
+            "MARKER test_b.py::TestPlain::test_none None True",
+            "MARKER test_b.py::test_none_either None True",
+        ]
+    )
+
+
 def test_runtest_hooks_only_when_some_test_is_checked(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
