@@ -39,7 +39,11 @@ def running(objs: list[Any], kinds: frozenset[str], types_present: set[type]) ->
     ids: set[int] = set()
     # a handful of distinct types, each judged once per session: the common case costs two set operations
     for cls in types_present - _KIND_OF.keys():
-        _KIND_OF[cls] = _kind_of(cls)
+        kind = _KIND_OF[cls] = _kind_of(cls)
+        if kind is not None:
+            _OF_SOME_KIND.add(cls)
+    if types_present.isdisjoint(_OF_SOME_KIND):
+        return found, ids
     present = set(map(_KIND_OF.__getitem__, types_present))
     for kind, finder in (("threads", _threads), ("tasks", _tasks), ("processes", _processes)):
         if kind in kinds and kind in present:
@@ -60,6 +64,8 @@ _BASES = {
 #: Which finder cares about instances of a type, judged once per type (a base's module is imported before
 #: any instance exists, so a type judged before that import has no instance of interest either).
 _KIND_OF: dict[type, str | None] = {}
+#: The types in _KIND_OF that some finder cares about.
+_OF_SOME_KIND: set[type] = set()
 
 
 def _kind_of(cls: type) -> str | None:
