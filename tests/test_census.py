@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any, Callable
+
+import pytest
 
 from pytest_leakhunt import census
 
@@ -79,3 +83,49 @@ def test_references_from_holders_are_counted_once_per_reference_whatever_the_vie
     held = census._held_by(holders, [subject, other])
     assert held.count(id(subject)) == 4
     assert held.count(id(other)) == 1
+
+
+class Node:
+    """A weakly referenceable object in a reference cycle: only the collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_window_garbage_is_freed_even_after_the_test_collected_it_into_generation_2() -> None:
+    """A test's own gc.collect() moves its live objects to generation 2: the census must then collect it too."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # no automatic collection may decide which path the census takes
+    mark = census.begin()
+    try:
+        promoted = Node()
+        gc.collect(1)  # what the test does: `promoted`, still alive, moves to generation 2
+        young = Node()
+        gone = [weakref.ref(promoted), weakref.ref(young)]
+        del promoted, young  # both are cyclic garbage now
+        census.Survivors(mark).close()
+        assert [ref() for ref in gone] == [None, None]
+    finally:
+        census.end()
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.mark.skipif(not census._YOUNG_COLLECT, reason="the cheap collection is only exact with three generations")
+def test_the_census_of_a_test_that_promoted_nothing_frees_its_garbage_without_a_full_collection() -> None:
+    """A full collection also empties the interpreter's free lists: the census avoids it when it can."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    mark = census.begin()
+    try:
+        young = Node()
+        gone = weakref.ref(young)
+        del young
+        full_before = gc.get_stats()[2]["collections"]
+        census.Survivors(mark).close()
+        assert gone() is None
+        assert gc.get_stats()[2]["collections"] == full_before
+    finally:
+        census.end()
+        if was_enabled:
+            gc.enable()
