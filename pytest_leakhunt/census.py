@@ -135,40 +135,24 @@ def _lookup(module: str, attr: str) -> tuple[bool, Any]:
 _YOUNG_COLLECT = sys.version_info < (3, 14)
 
 
-def _older_collections() -> int:
-    """Collections of generations 1 and 2 so far: the only ones that move an object into generation 2."""
-    stats = gc.get_stats()
-    return stats[1]["collections"] + stats[2]["collections"]
-
-
-def begin() -> int:
-    """Open the check window: everything alive now counts as old.
-
-    Returns the mark that ``collect`` compares against, to know whether any
-    object of the window can have reached generation 2.
-    """
+def begin() -> None:
+    """Open the check window: everything alive now counts as old."""
     gc.freeze()
-    return _older_collections()
 
 
-def collect(mark: int | None = None) -> None:
-    """Free the garbage of the window opened at *mark*, as cheaply as is exact.
+def collect() -> None:
+    """Free the garbage the open window made, as cheaply as is exact.
 
-    With the old heap frozen, the window's objects sit in generations 0 and 1
-    unless a collection of generation 1 or 2 ran since *mark*; then collecting
-    generation 1 frees all of their garbage. A full collection would also
-    empty the interpreter's free lists, which costs more than the collection
-    itself and slows the next test while they refill. Each collection of
-    generation 1 counts towards an automatic full one, which outside a window
-    walks the whole heap: a full one is taken here before that count reaches
-    its threshold.
+    With the old heap frozen, generation 2 holds only objects of the window
+    that a collection of generation 1 or 2 (the test's own ``gc.collect()``)
+    moved there. When it is empty, collecting generation 1 sees every object
+    of the window. A full collection would also empty the interpreter's free
+    lists, which costs more than the collection itself and slows the next
+    test while they refill. Each collection of generation 1 counts towards an
+    automatic full one, which outside a window walks the whole heap: a full
+    one is taken here before that count reaches its threshold.
     """
-    if (
-        mark is not None
-        and _YOUNG_COLLECT
-        and gc.get_count()[2] + 1 < gc.get_threshold()[2]
-        and _older_collections() == mark
-    ):
+    if _YOUNG_COLLECT and gc.get_count()[2] + 1 < gc.get_threshold()[2] and not gc.get_objects(2):
         gc.collect(1)
     else:
         gc.collect()
@@ -316,8 +300,8 @@ class Survivors:
     drops them before the verdict is stored.
     """
 
-    def __init__(self, window: int | None = None) -> None:
-        collect(window)  # *window*: the mark census.begin() returned, for the cheaper exact collection
+    def __init__(self) -> None:
+        collect()
         self.objs: list[Any] = gc.get_objects()
         self._index: dict[int, int] | None = None
         self._internal: list[int] = []

@@ -57,8 +57,6 @@ class LeakHunt:
 
             self.baseline = baseline.load(settings.baseline_path, "leaks baseline")
         self._checks = 0
-        #: what census.begin() returned for the open window
-        self._window_mark: int | None = None
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
         self._globals = retainers.ModuleGlobals()
@@ -109,7 +107,7 @@ class LeakHunt:
         self.known.refresh()  # the first call probes C-level caches, which needs the heap unfrozen
         if self._trace_windows:
             _tracemalloc().start(self.settings.trace_depth)
-        self._window_mark = census.begin()
+        census.begin()
 
     def close_window(self, item: pytest.Item) -> None:
         policy = item.stash.get(WINDOW_KEY, None)
@@ -123,7 +121,6 @@ class LeakHunt:
             verdict = TestLeaks(nodeid=item.nodeid, outcome="failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             census.end()
-            self._window_mark = None
             if self._trace_windows:
                 _tracemalloc().stop()
         item.stash[VERDICT_KEY] = verdict
@@ -218,7 +215,7 @@ class LeakHunt:
         return TestLeaks(nodeid=item.nodeid, leaks=tuple(leaks), outcome="failed", more_groups=more)
 
     def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:
-        survivors = census.Survivors(self._window_mark)
+        survivors = census.Survivors()
         try:
             running, owned = resources.running(survivors.objs, policy.resources, survivors.types) if policy.resources else ([], set())
             found, more = self._census(item, policy, survivors, owned)

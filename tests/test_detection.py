@@ -94,11 +94,11 @@ def test_internal_error_is_reported_on_that_test_only(pytester: pytest.Pytester,
     real = census.Survivors
     calls: list[int] = []
 
-    def exploding(window: int | None = None) -> census.Survivors:
+    def exploding() -> census.Survivors:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("simulated census failure")
-        return real(window)
+        return real()
 
     monkeypatch.setattr(census, "Survivors", exploding)
     pytester.makepyfile(
