@@ -786,6 +786,14 @@ def _unexplained(survivors: Survivors, candidates: list[int], context: Context, 
 
 #: How many of the most recently useful shared holders are tried before the test's own.
 HOT = 4
+#: Longest container among the hot holders that ``quick_verdict`` reads on every check; a longer one (``re``'s
+#: pattern cache once a test has filled it) cost tens of microseconds per test and is left to the full analysis.
+QUICK_SLOT_LEN = 64
+
+
+def quick_slots(shared: list[Any]) -> list[Any]:
+    """The hot shared holders cheap enough to read on every check: instances and short containers."""
+    return [h for h in shared[:HOT] if not isinstance(h, CONTAINERS) or len(h) <= QUICK_SLOT_LEN]
 
 
 def _promote(holders: list[Any], hits: list[Any]) -> None:

@@ -13,7 +13,7 @@ import gc
 import os
 import re
 import types
-from typing import TYPE_CHECKING, Any, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 import pytest
 
@@ -244,7 +244,7 @@ class LeakHunt:
             item=item,
             held_at=self._held_at,
         )
-        slots = self._shared[: census.HOT] if self._shared else []
+        slots = census.quick_slots(self._shared) if self._shared else []
         funcargs = getattr(item, "funcargs", None)
         if type(funcargs) is dict:
             slots = [*slots, funcargs]  # the fixture values pytest keeps on the item until the next setup
@@ -363,21 +363,15 @@ class LeakHunt:
         anchor_of = {p: (p if p in units[p] else units[p][0]) for p in units}
         needed = [anchor_of[p] for p in units if anchor_of[p] not in chains]
         if needed:
-            # pytest state known to be alive: a chain ending there is not an orphan
-            live = [*context.holders(), getattr(item, "callspec", None), item.session, item.config]
-            found = retainers.find_chains(
-                [objs[a] for a in needed],
-                ignore=[objs, candidates, units, chains, needed, live],
-                module_globals=self._globals,
-                live_harness=live,
-                likely_modules=[getattr(getattr(item, "module", None), "__name__", "")],
-            )
-            live.clear()
+            # a bounded cache holding an anchor ends its search: such a cache is learned, not reported
+            found = self._find_chains(item, context, [objs[a] for a in needed], [objs, candidates, units, chains, needed], census.is_bounded_cache)
             cached = []
+            adopted: list[Any] = []
             for a, chain in zip(needed, found):
                 if len(chain) > 1 and census.is_bounded_cache(chain[-2]):
                     # a bounded cache on some instance (a per-object lru_cache): learn it, judge again
                     self.known.adopt(chain[-2])
+                    adopted.append(chain[-2])
                     cached.append(a)
                 elif len(chain) > 1:
                     chains[a] = chain
@@ -391,6 +385,12 @@ class LeakHunt:
                         units.pop(next(p for p in units if anchor_of[p] == a), None)
                 needed = [a for a in needed if a not in again or a in still]
                 by_type = {t: [p for p in ps if p in units] for t, ps in by_type.items()}
+                retry = [a for a in cached if a in still]
+                if retry:  # kept by more than the cache: a search around it names the other holder
+                    found = self._find_chains(item, context, [objs[a] for a in retry], [objs, candidates, units, chains, needed, retry, *adopted])
+                    chains.update((a, chain) for a, chain in zip(retry, found) if len(chain) > 1)
+                    del found
+            adopted.clear()
             registries = self.known.ids()  # a chain through a registry must not explain the next object it holds
             for a in needed:
                 if a in chains and id(chains[a][-2]) not in registries:
@@ -444,6 +444,34 @@ class LeakHunt:
             drawn.clear()
         return leaks, more
 
+    def _find_chains(
+        self,
+        item: pytest.Item,
+        context: census.Context,
+        targets: list[Any],
+        ignore: list[Any],
+        stop_at: Callable[[Any], bool] | None = None,
+    ) -> list[list[Any]]:
+        """``retainers.find_chains`` with what the session knows about where this test's objects can be held."""
+        # pytest state known to be alive: a chain ending there is not an orphan
+        live = [*context.holders(), getattr(item, "callspec", None), item.session, item.config]
+        # where a test most often keeps things: its module's globals and its parameters, searched first
+        near = [x for x in (getattr(item, "module", None), getattr(item, "callspec", None)) if x is not None]
+        try:
+            return retainers.find_chains(
+                targets,
+                ignore=[*ignore, targets, live, near],
+                module_globals=self._globals,
+                live_harness=live,
+                likely_modules=[getattr(getattr(item, "module", None), "__name__", "")],
+                near=near,
+                stop_at=stop_at,
+            )
+        finally:
+            live.clear()
+            near.clear()
+            targets.clear()
+
     def _write_snapshot(self, nodeid: str, drawn: list[tuple[list[Any], set[int]]], objs: list[Any]) -> None:
         """The leaked objects of this test, their references among themselves, and their chains from modules."""
         from pytest_leakhunt import heapsnapshot  # only for --leaks-snapshot-dir
@@ -475,7 +503,7 @@ class LeakHunt:
         return repeat.growth(measured[1:])
 
     def _check_tracker(self, tracker: LeakTracker) -> list[Leak]:
-        gc.collect()
+        census.collect()
         if tracker.alive():
             gc.unfreeze()  # a frozen cycle that holds a watched object is only freed unfrozen
             gc.collect()

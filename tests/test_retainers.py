@@ -139,3 +139,23 @@ def test_holds_finds_keys_values_and_items_by_identity_only() -> None:
     assert retainers.holds(collections.OrderedDict(k=kept), kept)  # a subclass: read through the collector
     namespace = types.SimpleNamespace(k=kept)
     assert retainers.holds(namespace, vars(namespace)) and not retainers.holds(namespace, kept)  # through its __dict__
+
+
+def test_search_down_names_what_the_root_module_keeps_and_stays_inside_it(app: types.ModuleType) -> None:
+    in_class, in_closure, in_instance, elsewhere = app.Item(), app.Item(), app.Item(), app.Item()
+    app.Service.history.append(in_class)
+    app.remember("k", in_closure)
+    app.HANDLERS[0].listeners.append(in_instance)
+    other = types.ModuleType("leakhunt_other_module")
+    other.KEPT = [elsewhere]  # type: ignore[attr-defined]
+    app.other = other  # the root module imports another one: its globals are that module's business
+    targets = [in_class, in_closure, in_instance, elsewhere]
+    found = retainers.search_down([app], targets, set())
+    assert [retainers.describe_chain(found[id(t)]) for t in targets[:3]] == [
+        ("leakhunt_index_app", "Service", "history", "[0]"),
+        ("leakhunt_index_app", "remember", "<closure cache>", "['k']"),
+        ("leakhunt_index_app", "HANDLERS", "[0]", "listeners", "[0]"),
+    ]
+    assert id(elsewhere) not in found
+    # out of budget before the third level: nothing below it is found, and the walk up takes over
+    assert retainers.search_down([app], [in_instance], set(), budget=2) == {}
