@@ -37,8 +37,9 @@ def running(objs: list[Any], kinds: frozenset[str], types_present: set[type]) ->
     """
     found: list[Leak] = []
     ids: set[int] = set()
-    # a handful of distinct types, each judged once per session: the common case costs two set operations
-    for cls in types_present - _KIND_OF.keys():
+    # A handful of distinct types, each judged once per session: the common case costs two set operations.
+    # set.difference(dict) looks up each of the few types; `set - dict.keys()` went through every type ever met.
+    for cls in types_present.difference(_KIND_OF):
         kind = _KIND_OF[cls] = _kind_of(cls)
         if kind is not None:
             _OF_SOME_KIND.add(cls)
