@@ -265,6 +265,13 @@ def table(suites: list[Suite], modes: list[str], results: Results) -> str:
             cells.append(f"{ratio(results, suite, 'detect', 'cpu'):.2f}x")
             cells.append(f"{ratio(results, suite, 'detect', 'rss_kib'):.2f}x")
         lines.append(f"| {suite.name} | " + " | ".join(cells) + " |")
+    if "detect" in modes:
+        # the spread behind each median: on a shared host one round can be 10 % off either way
+        lines.append("")
+        for suite in suites:
+            rounds = zip(results[(suite.name, "detect")], results[(suite.name, "plain")])
+            each = ", ".join(f"{d.wall / p.wall:.2f}" for d, p in rounds)
+            lines.append(f"- {suite.name}: detect/plain wall time per round {each}")
     synthetic_suites = [s for s in suites if s.tests]
     if "detect" in modes and synthetic_suites:
         lines.append("")
