@@ -184,9 +184,9 @@ def find_chains(
             globals_of.clear()
 
 
-#: Objects a top-down search looks into before it gives up: about a millisecond, where one walk of a
+#: References a top-down search looks at before it gives up: a few milliseconds at most, where one walk of a
 #: large heap takes tens.
-_DOWN_BUDGET = 4096
+_DOWN_BUDGET = 20_000
 
 
 def search_down(roots: list[Any], targets: list[Any], skip: set[int], budget: int = _DOWN_BUDGET) -> dict[int, list[Any]]:
@@ -194,9 +194,10 @@ def search_down(roots: list[Any], targets: list[Any], skip: set[int], budget: in
 
     Breadth first through containers, instances, the closures of functions and
     the attributes of classes defined in a root module; never into other
-    modules, pytest's objects or ids in *skip*. At most *budget* objects are
-    looked into and ``_MAX_DEPTH`` levels: what is not found is left to the
-    walk up from the targets.
+    modules, pytest's objects or ids in *skip*. At most *budget* references
+    are looked at (a container bigger than what is left is not opened) and
+    ``_MAX_DEPTH`` levels: what is not found is left to the walk up from the
+    targets.
     """
     wanted = {id(t) for t in targets}
     parent: dict[int, Any] = {id(r): None for r in roots}
@@ -211,10 +212,13 @@ def search_down(roots: list[Any], targets: list[Any], skip: set[int], budget: in
             following: list[Any] = []
             skip.add(id(following))
             for obj in frontier:
-                budget -= 1
-                if budget < 0:
+                if budget <= 0:
                     return found
-                for ref in _down_from(obj, own_modules, namespaces):
+                if isinstance(obj, _SIZED) and len(obj) >= budget:
+                    continue  # a million-entry global list would cost more than the walk it saves
+                refs = _down_from(obj, own_modules, namespaces)
+                budget -= 1 + len(refs)
+                for ref in refs:
                     key = id(ref)
                     if key in parent or key in skip or type(ref) in _ATOMS:
                         continue
@@ -234,6 +238,9 @@ def search_down(roots: list[Any], targets: list[Any], skip: set[int], budget: in
         return found
     finally:
         parent.clear()
+
+
+_SIZED = (dict, list, tuple, set, frozenset, collections.deque)
 
 
 def _down_from(obj: Any, own_modules: set[str], namespaces: set[int]) -> list[Any]:

@@ -159,3 +159,6 @@ def test_search_down_names_what_the_root_module_keeps_and_stays_inside_it(app: t
     assert id(elsewhere) not in found
     # out of budget before the third level: nothing below it is found, and the walk up takes over
     assert retainers.search_down([app], [in_instance], set(), budget=2) == {}
+    # a container longer than the budget left is not opened at all (a million-entry global list)
+    assert id(app.BIG[5]) in retainers.search_down([app], [app.BIG[5]], set())
+    assert retainers.search_down([app], [app.BIG[5]], set(), budget=250) == {}
