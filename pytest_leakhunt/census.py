@@ -453,27 +453,27 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
     return _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
 
 
-def quick_verdict(survivors: Survivors, context: Context, slots: list[Any]) -> list[int] | None:
-    """The leaked survivors when the answer needs no search for roots, else None.
+def unaccounted(
+    survivors: Survivors,
+    harness_codes: frozenset[types.CodeType],
+    ignore: frozenset[str],
+    held_at: list[tuple[dict[str, Any], str]],
+) -> tuple[list[Any], bool]:
+    """The subjects among the survivors that the remembered harness attributes do not account for.
 
-    The check of almost every test ends here. Every reported leak contains a
-    subject (see ``_not_benign``), so a test whose survivors hold none is clean
-    (``[]``). Subjects referenced only by *slots* (harness holders that
-    explained earlier tests, such as the logging plugin's per-phase capture
-    stream) are clean too, provided those references are all there are. A
-    subject whose other references all come from a holder that leaked in an
-    earlier test (``context.known_leak``: the same cache growing test after
-    test) is that leak again: its chain goes to ``context.chains`` and its
-    index is returned. No other survivor can then leak, since any path from a
-    leaked root to a subject would end in a reference that is not accounted
-    for. Anything else (None) goes to the full analysis.
+    The first stage of the quick verdict, and the end of the check of almost
+    every test: every reported leak contains a subject (see ``_not_benign``),
+    so a test whose survivors hold none is clean, and so is one whose subjects
+    are referenced only by attributes of harness objects that kept a test's
+    objects before (*held_at*: the logging plugin's per-phase capture streams),
+    provided those references are all there are. An empty list means clean;
+    the flag says whether the remembered attributes dismissed any subject.
     """
     objs = survivors.objs
     # types never judged count as unsettled, like functions and generators
     unsettled = survivors.types - _SETTLED_TYPES
     if not unsettled:
-        return []
-    harness_codes, ignore = context.harness_codes, context.ignore_types
+        return [], False
     # instances of a subject type need no call per object; functions and generators are judged one by one
     plain = unsettled & _SUBJECT_TYPES
     subjects: list[Any] = []
@@ -484,25 +484,38 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any]) -> l
     obj = None
     if ignore:
         subjects = [obj for obj in subjects if qualified_type(obj) not in ignore]
-    if not subjects:
-        return []
+    if not subjects or not held_at:
+        return subjects, False
     # References we hold ourselves, below: survivors.objs, one list of subjects, the loop variable and
     # getrefcount's argument. A subject whose every other reference is a remembered attribute is done.
-    held_at = context.held_at
-    rest = [s for s in subjects if sys.getrefcount(s) - 4 != _count_at(held_at, s)] if held_at else subjects
-    remembered = len(subjects) - len(rest)
-    del subjects
-    if not rest:
-        return []
+    rest = [s for s in subjects if sys.getrefcount(s) - 4 != _count_at(held_at, s)]
+    return rest, len(rest) < len(subjects)
+
+
+def quick_verdict(survivors: Survivors, context: Context, slots: list[Any], rest: list[Any], remembered: bool) -> list[int] | None:
+    """The leaked survivors when the answer needs no search for roots, else None.
+
+    *rest* and *remembered* are what ``unaccounted`` returned: subjects that
+    the remembered attributes do not explain. Those referenced only by *slots* (harness
+    holders that explained earlier tests, and the item's fixture values) are
+    clean too, provided those references are all there are. A subject whose
+    other references all come from a holder that leaked in an earlier test
+    (``context.known_leak``: the same cache growing test after test) is that
+    leak again: its chain goes to ``context.chains`` and its index is
+    returned. No other survivor can then leak, since any path from a leaked
+    root to a subject would end in a reference that is not accounted for.
+    Anything else (None) goes to the full analysis.
+    """
     # Each holder's references to subjects, counted once whichever view of an instance reports them
-    # (3.13 reports inline attributes on the object and none on its materialized __dict__).
+    # (3.13 reports inline attributes on the object and none on its materialized __dict__). References we
+    # hold ourselves: survivors.objs, *rest*, the comprehension's variable and getrefcount's argument.
     held, by_attributes = _held_by_views(slots, rest)
     unheld = [id(s) for s in rest if sys.getrefcount(s) - 4 != held.count(id(s))]
     if not unheld:
         if by_attributes and not remembered:
-            _remember(held_at, slots, rest)
+            _remember(context.held_at, slots, rest)
         return []
-    del rest
+    rest.clear()  # the caller's list too: from here on, references are counted against the survivors' own
     return _known_leaks_only(survivors, context, unheld, slots)
 
 
