@@ -496,9 +496,10 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any], rest
     """The leaked survivors when the answer needs no search for roots, else None.
 
     *rest* and *remembered* are what ``unaccounted`` returned: subjects that
-    the remembered attributes do not explain. Those referenced only by *slots* (harness
-    holders that explained earlier tests, and the item's fixture values) are
-    clean too, provided those references are all there are. A subject whose
+    the remembered attributes do not explain, and whether they explained
+    others. Those referenced only by *slots* (harness holders that explained
+    earlier tests, and the item's fixture values) are clean too, provided
+    those references are all there are. A subject whose
     other references all come from a holder that leaked in an earlier test
     (``context.known_leak``: the same cache growing test after test) is that
     leak again: its chain goes to ``context.chains`` and its index is
