@@ -499,13 +499,13 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any], rest
     the remembered attributes do not explain, and whether they explained
     others. Those referenced only by *slots* (harness holders that explained
     earlier tests, and the item's fixture values) are clean too, provided
-    those references are all there are. A subject whose
-    other references all come from a holder that leaked in an earlier test
-    (``context.known_leak``: the same cache growing test after test) is that
-    leak again: its chain goes to ``context.chains`` and its index is
-    returned. No other survivor can then leak, since any path from a leaked
-    root to a subject would end in a reference that is not accounted for.
-    Anything else (None) goes to the full analysis.
+    those references are all there are. A subject whose other references all
+    come from a holder that leaked in an earlier test (``context.known_leak``:
+    the same cache growing test after test) is that leak again: its chain goes
+    to ``context.chains`` and its index is returned. No other survivor can then
+    leak, since any path from a leaked root to a subject would end in a
+    reference that is not accounted for. Anything else (None) goes to the full
+    analysis.
     """
     # Each holder's references to subjects, counted once whichever view of an instance reports them
     # (3.13 reports inline attributes on the object and none on its materialized __dict__). References we

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 from pytest_leakhunt.census import (
     _LRU_TYPE,
+    CONTAINERS,
     attribute_dict,
     is_harness_module,
     qualified_type,
@@ -48,7 +49,8 @@ def find_chains(
 
     *near* are roots a test most often hangs its leaks on (its module, its
     parameters): they are searched top-down first (``search_down``), in that
-    order, which looks at a few thousand objects instead of walking the heap.
+    order, which looks at a bounded number of references instead of walking
+    the heap.
     A direct holder of a target for which *stop_at* is true ends that
     target's search with ``[holder, target]``: the caller needs nothing above
     it (a bounded cache, which is no leak, however it is reached).
@@ -214,7 +216,7 @@ def search_down(roots: list[Any], targets: list[Any], skip: set[int], budget: in
             for obj in frontier:
                 if budget <= 0:
                     return found
-                if isinstance(obj, _SIZED) and len(obj) >= budget:
+                if isinstance(obj, CONTAINERS) and len(obj) >= budget:
                     continue  # a million-entry global list would cost more than the walk it saves
                 refs = _down_from(obj, own_modules, namespaces)
                 budget -= 1 + len(refs)
@@ -238,9 +240,6 @@ def search_down(roots: list[Any], targets: list[Any], skip: set[int], budget: in
         return found
     finally:
         parent.clear()
-
-
-_SIZED = (dict, list, tuple, set, frozenset, collections.deque)
 
 
 def _down_from(obj: Any, own_modules: set[str], namespaces: set[int]) -> list[Any]:

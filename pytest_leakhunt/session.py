@@ -235,14 +235,15 @@ class LeakHunt:
         if key != self._held_at_key:
             self._held_at.clear()  # plugins or registries changed since these were remembered
             self._held_at_key = key
-        rest, remembered = census.unaccounted(survivors, self._hook_codes(), policy.ignore_types, self._held_at)
+        codes = self._hook_codes()
+        rest, remembered = census.unaccounted(survivors, codes, policy.ignore_types, self._held_at)
         if not rest:
             return [], 0  # the check of almost every test ends here
         context = census.Context(
             holders=lambda: list(self._holders(item)),
             shared=self._shared_holders,
             known_leak=lambda obj: self._chains.lookup(obj, census.qualified_type(obj)),
-            harness_codes=self._hook_codes(),
+            harness_codes=codes,
             ignore_types=policy.ignore_types,
             item=item,
             held_at=self._held_at,
@@ -459,14 +460,15 @@ class LeakHunt:
         # pytest state known to be alive: a chain ending there is not an orphan
         live = [*context.holders(), getattr(item, "callspec", None), item.session, item.config]
         # where a test most often keeps things: its module's globals and its parameters, searched first
-        near = [x for x in (getattr(item, "module", None), getattr(item, "callspec", None)) if x is not None]
+        module = getattr(item, "module", None)
+        near = [x for x in (module, getattr(item, "callspec", None)) if x is not None]
         try:
             return retainers.find_chains(
                 targets,
                 ignore=[*ignore, targets, live, near],
                 module_globals=self._globals,
                 live_harness=live,
-                likely_modules=[getattr(getattr(item, "module", None), "__name__", "")],
+                likely_modules=[getattr(module, "__name__", "")],
                 near=near,
                 stop_at=stop_at,
             )
