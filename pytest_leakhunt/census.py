@@ -362,14 +362,24 @@ class Survivors:
         self._types = None
 
 
+def module_of(obj: Any) -> str:
+    """``obj.__module__`` when it is a string, else "".
+
+    A metaclass that defines ``__module__`` for its classes (Cython's shared
+    metatype does) shadows its own: the metaclass itself reports a descriptor.
+    """
+    module = getattr(obj, "__module__", None)
+    return module if type(module) is str else ""
+
+
 def qualified_type(obj: Any) -> str:
     """``module.Qualname`` of obj's type; functions and classes are named themselves."""
-    if isinstance(obj, (types.FunctionType, type)) and obj.__module__ not in (None, "builtins"):
+    if isinstance(obj, (types.FunctionType, type)) and module_of(obj) not in ("", "builtins"):
         kind = "function" if isinstance(obj, types.FunctionType) else "class"
-        return f"{kind} {obj.__module__}.{obj.__qualname__}"
+        return f"{kind} {module_of(obj)}.{obj.__qualname__}"
     cls = type(obj)
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+    module = module_of(cls)
+    return cls.__qualname__ if module in ("", "builtins") else f"{module}.{cls.__qualname__}"
 
 
 def _origin(obj: Any, harness_codes: frozenset[types.CodeType]) -> str | None:
@@ -378,7 +388,7 @@ def _origin(obj: Any, harness_codes: frozenset[types.CodeType]) -> str | None:
     if cls is types.FunctionType:
         if obj.__code__ in harness_codes:
             return "pytest"
-        module = obj.__module__ or ""
+        module = module_of(obj)
         return None if module in _WRAPPER_MODULES else module
     if cls in (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType):
         code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
@@ -387,10 +397,11 @@ def _origin(obj: Any, harness_codes: frozenset[types.CodeType]) -> str | None:
         frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
         return frame.f_globals.get("__name__", "") if frame is not None else ""
     if isinstance(obj, type):
-        return obj.__module__
-    if cls in _NEUTRAL_TYPES or (cls.__module__ or "").split(".", 1)[0] in _NEUTRAL_MODULES:
+        return module_of(obj)
+    module = module_of(cls)
+    if cls in _NEUTRAL_TYPES or module.split(".", 1)[0] in _NEUTRAL_MODULES:
         return None
-    return cls.__module__ or ""
+    return module
 
 
 def is_subject(obj: Any, harness_codes: frozenset[types.CodeType]) -> bool:
@@ -399,9 +410,9 @@ def is_subject(obj: Any, harness_codes: frozenset[types.CodeType]) -> bool:
     return origin is not None and not is_harness_module(origin) and not _is_weak(obj)
 
 
-def is_harness_module(module: str) -> bool:
-    head = module.split(".", 1)[0]
-    return head in HARNESS_MODULES
+def is_harness_module(module: object) -> bool:
+    """Whether *module* (a ``__module__`` value, which need not be a string: see module_of) is pytest's or ours."""
+    return type(module) is str and module.split(".", 1)[0] in HARNESS_MODULES
 
 
 def _is_weak(obj: Any) -> bool:

@@ -26,6 +26,7 @@ from pytest_leakhunt.census import (
     CONTAINERS,
     attribute_dict,
     is_harness_module,
+    module_of,
     qualified_type,
 )
 
@@ -85,7 +86,7 @@ def find_chains(
     skip.update((id(parent), id(skip), id(found), id(targets), id(origin), id(extra)))
     globals_of = module_globals if module_globals is not None else ModuleGlobals()
     # modules looked at before the others: the caller's (the test's) and those defining the targets' types
-    likely = list(dict.fromkeys([*likely_modules, *(type(t).__module__ for t in targets)]))
+    likely = list(dict.fromkeys([*likely_modules, *(module_of(type(t)) for t in targets)]))
 
     for root in near:  # one root after another: a module's global names a leak better than a parameter
         rest = [t for t in targets if id(t) not in found]

@@ -182,6 +182,35 @@ def test_last():
     assert int(match.group(2)) <= int(match.group(1))
 
 
+def test_a_class_whose_metaclass_shadows_its_module_name_is_judged_not_crashed_on(pytester: pytest.Pytester) -> None:
+    # Cython's shared metatype defines __module__ for its classes, so its own __module__ is a descriptor;
+    # a test that made one (a lazy import of a Cython module does) crashed the check into an error.
+    pytester.makepyfile(
+        """
+        KEPT = []
+
+        def make():
+            class Meta(type):
+                @property
+                def __module__(cls):
+                    return "elsewhere"
+            class Made(metaclass=Meta):
+                pass
+            return Meta, Made
+
+        def test_made_and_dropped():
+            assert not isinstance(make()[0].__module__, str)
+
+        def test_made_and_kept():
+            KEPT.append(make())
+        """
+    )
+    result = pytester.runpytest("--detect-leaks", "-v")
+    result.stdout.fnmatch_lines(["*::test_made_and_dropped PASSED*", "*::test_made_and_kept LEAKED*", "*held by: *KEPT*"])
+    result.stdout.no_fnmatch_line("*Error*")
+    assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
+
+
 def test_window_covers_function_fixture_setup_and_teardown(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
