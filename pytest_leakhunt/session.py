@@ -2,7 +2,8 @@
 
 Only this module talks to pytest's runtest protocol. The check window opens
 before the first setup hook (outermost wrapper) and closes after the last
-teardown hook, so function-scoped fixtures count as the test's.
+teardown hook, when pytest asks for the teardown report, so function-scoped
+fixtures count as the test's.
 """
 
 from __future__ import annotations
@@ -28,17 +29,20 @@ if TYPE_CHECKING:
 
 POLICY_KEY = pytest.StashKey[TestPolicy]()
 WINDOW_KEY = pytest.StashKey[TestPolicy]()
-VERDICT_KEY = pytest.StashKey[TestLeaks]()
 FAILED_KEY = pytest.StashKey[bool]()
 TRACKER_KEY = pytest.StashKey["LeakTracker"]()
 FDS_KEY = pytest.StashKey["frozenset[int] | None"]()
 GROWTH_KEY = pytest.StashKey["Leak | None"]()
+
+#: The verdict of every clean test: one shared object, since a clean verdict carries nothing to report.
+CLEAN = TestLeaks(nodeid="", outcome="passed")
 
 _KIND_ORDER = {"object": 0, "tracked": 1, "growth": 2}
 #: At most this many retainer chains per test; each costs a walk of the heap.
 MAX_CHAINS = 8
 _RUNTEST_PLUGIN = "leakhunt-runtest"
 _REPEAT_PLUGIN = "leakhunt-repeat"
+_STATUS_PLUGIN = "leakhunt-status"
 
 
 class LeakHunt:
@@ -109,10 +113,11 @@ class LeakHunt:
             _tracemalloc().start(self.settings.trace_depth)
         census.begin()
 
-    def close_window(self, item: pytest.Item) -> None:
+    def close_window(self, item: pytest.Item) -> TestLeaks | None:
+        """The verdict of the window *item* opened, or None when it opened none."""
         policy = item.stash.get(WINDOW_KEY, None)
         if policy is None:
-            return
+            return None
         del item.stash[WINDOW_KEY]
         self._checks += 1
         try:
@@ -123,16 +128,7 @@ class LeakHunt:
             census.end()
             if self._trace_windows:
                 _tracemalloc().stop()
-        item.stash[VERDICT_KEY] = verdict
-
-    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-        # outcome "rerun" (pytest-rerunfailures) keeps its own status: the last run decides
-        if report.outcome != "failed" or report.when != "teardown":
-            return None  # three calls per test: the common case is two comparisons
-        data = getattr(report, "leakhunt", None)
-        if isinstance(data, dict) and data.get("leaked"):
-            return "leaked", "L", ("LEAKED", {"red": True})
-        return None
+        return verdict
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not (self.totals.checked or self.totals.allowed):
@@ -208,7 +204,7 @@ class LeakHunt:
             finally:
                 tracker.close()
         if not leaks:
-            return TestLeaks(nodeid=item.nodeid, outcome="passed")
+            return CLEAN
         # objects held by program state first, then what grows per run, then resources left behind
         leaks.sort(key=lambda leak: (_KIND_ORDER.get(leak.kind, 3), -leak.retained_bytes, leak.type))
         leaks = [dataclasses.replace(leak, hint=hints.hint_for(leak), fingerprint=hints.fingerprint(leak)) for leak in leaks]
@@ -536,6 +532,30 @@ class LeakHunt:
         return leaks
 
 
+class StatusHooks:
+    """The "LEAKED" status of a test, registered by the first leak a process reports or receives.
+
+    pytest asks every plugin for the status of each of a test's three reports;
+    a suite without leaks need not pay for that.
+    """
+
+    @staticmethod
+    def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        # outcome "rerun" (pytest-rerunfailures) keeps its own status: the last run decides
+        if report.outcome != "failed" or report.when != "teardown":
+            return None
+        data = getattr(report, "leakhunt", None)
+        if isinstance(data, dict) and data.get("leaked"):
+            return "leaked", "L", ("LEAKED", {"red": True})
+        return None
+
+
+def show_leaked(config: pytest.Config) -> None:
+    """Register StatusHooks once, before the first leaked report reaches the terminal."""
+    if not config.pluginmanager.has_plugin(_STATUS_PLUGIN):
+        config.pluginmanager.register(StatusHooks(), _STATUS_PLUGIN)
+
+
 class RepeatHooks:
     """The extra runs of --leaks-repeat, registered only when some test to run asks for them."""
 
@@ -566,37 +586,36 @@ class RuntestHooks:
             self.hunt.open_window(item, policy)
         return (yield)
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
-        try:
-            return (yield)
-        finally:
-            self.hunt.close_window(item)
-
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
         if self.hunt.repeating:
-            return report  # an extra run of --leaks-repeat: its reports are dropped
-        if report.when in ("setup", "call") and report.failed:
-            item.stash[FAILED_KEY] = True
-        if report.when == "teardown":
-            self._annotate(item, report)
-            self._note_memory(report)
-            # The totals of the tests this process ran, taken here rather than in a logreport hook (one
-            # call per phase); an xdist controller runs no test and gets its workers' at node shutdown.
-            record(self.hunt.totals, report)
+            return (yield)  # an extra run of --leaks-repeat: its reports are dropped
+        if call.when != "teardown":
+            report = yield
+            if report.failed:
+                item.stash[FAILED_KEY] = True
+            return report
+        # Teardown has run, every hook wrapper of it included, and its report is not made yet: the check
+        # goes here rather than in a teardown wrapper, which would cost a second wrapper per test.
+        verdict = self.hunt.close_window(item)
+        report = yield
+        self._annotate(item, report, verdict)
+        self._note_memory(report)
+        # The totals of the tests this process ran, taken here rather than in a logreport hook (one
+        # call per phase); an xdist controller runs no test and gets its workers' at node shutdown.
+        record(self.hunt.totals, report)
         return report
 
-    def _annotate(self, item: pytest.Item, report: pytest.TestReport) -> None:
+    def _annotate(self, item: pytest.Item, report: pytest.TestReport, verdict: TestLeaks | None) -> None:
         """The teardown report carries the verdict: a leak fails the test, and the data goes to the totals."""
-        policy = item.stash.get(POLICY_KEY, None)
-        verdict = item.stash.get(VERDICT_KEY, None)
         if verdict is None:
+            policy = item.stash.get(POLICY_KEY, None)
             if policy is not None and policy.allowed_reason and self.hunt.settings.detect_leaks:
                 report.leakhunt = {"allowed": policy.allowed_reason}  # type: ignore[attr-defined]
             return
-        del item.stash[VERDICT_KEY]
+        if verdict is CLEAN:
+            report.leakhunt = {"checked": True}  # type: ignore[attr-defined]
+            return
         data: dict[str, Any] = {"checked": True}
         settings = self.hunt.settings
         if verdict.leaks and (self.hunt.baseline or settings.baseline_update):
@@ -613,6 +632,7 @@ class RuntestHooks:
                 report.outcome = "failed"
                 report.longrepr = text
                 data["leaked"] = True
+                show_leaked(self.hunt.config)
             data["result"] = verdict.to_json()
         report.leakhunt = data  # type: ignore[attr-defined]
 

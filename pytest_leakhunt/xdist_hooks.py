@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_leakhunt.model import RunTotals
-from pytest_leakhunt.session import LeakHunt, record
+from pytest_leakhunt.session import LeakHunt, record, show_leaked
 
 #: key of our data in ``config.workeroutput`` / ``node.workeroutput``
 OUTPUT_KEY = "leakhunt"
@@ -33,10 +33,14 @@ class XdistHooks:
     def pytest_configure_node(self, node: Any) -> None:
         self._from_reports[_node_id(node)] = RunTotals()
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal asks for the report's status
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         node = getattr(report, "node", None)
         if node is not None:
             record(self._from_reports.setdefault(_node_id(node), RunTotals()), report)
+            data = getattr(report, "leakhunt", None)
+            if isinstance(data, dict) and data.get("leaked"):
+                show_leaked(self.hunt.config)
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         sent = getattr(node, "workeroutput", {}).get(OUTPUT_KEY)
