@@ -316,3 +316,35 @@ def test_runtest_hooks_only_when_some_test_is_checked(pytester: pytest.Pytester)
     pytester.runpytest("-s", "--detect-leaks").stdout.fnmatch_lines(["RUNTEST HOOKS True"])
     pytester.makepyfile("def test_plain(leak_tracker):\n    pass\n")
     pytester.runpytest("-s").stdout.fnmatch_lines(["RUNTEST HOOKS True"])
+
+
+def test_the_leaked_status_hook_only_once_a_leak_is_reported(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_configure(config):
+            global CONFIG
+            CONFIG = config
+        def pytest_runtest_logfinish(nodeid):
+            print("STATUS HOOK", nodeid.split("::")[-1], CONFIG.pluginmanager.has_plugin("leakhunt-status"))
+        """
+    )
+    pytester.makepyfile(
+        """
+        KEPT = []
+        def test_a_clean():
+            pass
+        def test_b_leaks():
+            KEPT.append(object.__new__(type("Kept", (), {})))
+        def test_c_clean():
+            pass
+        """
+    )
+    result = pytester.runpytest("-s", "-v", "--detect-leaks")
+    # -s prints each test's line right after its status word
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_a_clean PASSEDSTATUS HOOK test_a_clean False",
+            "*::test_b_leaks LEAKEDSTATUS HOOK test_b_leaks True",
+            "*::test_c_clean PASSEDSTATUS HOOK test_c_clean True",
+        ]
+    )
