@@ -278,7 +278,8 @@ class Context:
     holders: Callable[[], Iterable[Any]]
     #: session-wide harness state (plugins, config, first-use caches); True asks for a fresh list
     shared: Callable[[bool], list[Any]]
-    harness_codes: frozenset[types.CodeType]
+    #: ids of the code objects of hooks and of pytest's own functions (their generators and closures are harness)
+    harness_codes: frozenset[int]
     ignore_types: frozenset[str]
     #: a verified retainer chain for an object a known leak holder keeps, else None
     known_leak: Callable[[Any], list[Any] | None] = lambda obj: None
@@ -382,17 +383,17 @@ def qualified_type(obj: Any) -> str:
     return cls.__qualname__ if module in ("", "builtins") else f"{module}.{cls.__qualname__}"
 
 
-def _origin(obj: Any, harness_codes: frozenset[types.CodeType]) -> str | None:
+def _origin(obj: Any, harness_codes: frozenset[int]) -> str | None:
     """The module an object belongs to; None for containers whose contents decide."""
     cls = type(obj)
     if cls is types.FunctionType:
-        if obj.__code__ in harness_codes:
+        if id(obj.__code__) in harness_codes:
             return "pytest"
         module = module_of(obj)
         return None if module in _WRAPPER_MODULES else module
     if cls in (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType):
         code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
-        if code in harness_codes:
+        if id(code) in harness_codes:
             return "pytest"
         frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
         return frame.f_globals.get("__name__", "") if frame is not None else ""
@@ -404,7 +405,7 @@ def _origin(obj: Any, harness_codes: frozenset[types.CodeType]) -> str | None:
     return module
 
 
-def is_subject(obj: Any, harness_codes: frozenset[types.CodeType]) -> bool:
+def is_subject(obj: Any, harness_codes: frozenset[int]) -> bool:
     """True for objects a leak is about: neither a plain container nor harness bookkeeping."""
     origin = _origin(obj, harness_codes)
     return origin is not None and not is_harness_module(origin) and not _is_weak(obj)
@@ -435,7 +436,7 @@ _CODE_OF = {
 }
 
 
-def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
+def _verdict(obj: Any, harness_codes: frozenset[int]) -> int:
     """_NEUTRAL: walk into it; _STOP: harness, weak or module, do not walk; _SUBJECT: what leaks are about."""
     cls = type(obj)
     verdict = _TYPE_VERDICT.get(cls)
@@ -455,7 +456,7 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
     if verdict != _DYNAMIC:
         return verdict
     code = _CODE_OF.get(cls)
-    if code is not None and getattr(obj, code) in harness_codes:
+    if code is not None and id(getattr(obj, code)) in harness_codes:
         return _STOP  # a hook's generator or a lambda of pytest's runner: the common case, kept fast
     if cls is _LRU_TYPE:
         # a bounded cache evicts by design; an unbounded one is judged by what it keeps
@@ -466,7 +467,7 @@ def _verdict(obj: Any, harness_codes: frozenset[types.CodeType]) -> int:
 
 def unaccounted(
     survivors: Survivors,
-    harness_codes: frozenset[types.CodeType],
+    harness_codes: frozenset[int],
     ignore: frozenset[str],
     held_at: list[tuple[dict[str, Any], str]],
 ) -> tuple[list[Any], bool]:

@@ -16,7 +16,6 @@ import collections
 import gc
 import statistics
 import tracemalloc
-import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -44,7 +43,7 @@ class RunGrowth:
     holder: tuple[str, int, int] | None = None
 
 
-def measure(run: Callable[[], Any], harness_codes: frozenset[types.CodeType], rootdir: str) -> RunGrowth:
+def measure(run: Callable[[], Any], harness_codes: frozenset[int], rootdir: str) -> RunGrowth:
     """Run once with the heap frozen and traced; count what survives it."""
     ours = not tracemalloc.is_tracing()
     gc.collect()

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from pytest_leakhunt.tracker import LeakTracker
 
 POLICY_KEY = pytest.StashKey[TestPolicy]()
-WINDOW_KEY = pytest.StashKey[TestPolicy]()
 FAILED_KEY = pytest.StashKey[bool]()
 TRACKER_KEY = pytest.StashKey["LeakTracker"]()
 FDS_KEY = pytest.StashKey["frozenset[int] | None"]()
@@ -61,6 +60,8 @@ class LeakHunt:
 
             self.baseline = baseline.load(settings.baseline_path, "leaks baseline")
         self._checks = 0
+        #: the test whose check window is open (one at a time per process), and its policy
+        self._window: tuple[pytest.Item, TestPolicy] | None = None
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
         self._globals = retainers.ModuleGlobals()
@@ -70,7 +71,8 @@ class LeakHunt:
         #: attributes of shared holders that kept a test's objects (census.Context.held_at), for one state of plugins
         self._held_at: list[tuple[dict[str, Any], str]] = []
         self._held_at_key: tuple[int, int] = (-1, -1)
-        self._harness_codes: frozenset[types.CodeType] = frozenset()
+        self._harness_codes: frozenset[int] = frozenset()
+        self._harness_code_objects: list[types.CodeType | None] = []
         self._codes_generation = -1
         #: bumped by every plugin registration; cached harness state is rebuilt when it moves
         self._plugin_generation = 0
@@ -105,7 +107,7 @@ class LeakHunt:
         Tracing only inside windows keeps collection, reporting and the time
         between tests at full speed: tracemalloc slows every allocation it sees.
         """
-        item.stash[WINDOW_KEY] = policy
+        self._window = (item, policy)
         if policy.check and "fds" in policy.resources:
             item.stash[FDS_KEY] = resources.open_fds()
         self.known.refresh()  # the first call probes C-level caches, which needs the heap unfrozen
@@ -115,10 +117,11 @@ class LeakHunt:
 
     def close_window(self, item: pytest.Item) -> TestLeaks | None:
         """The verdict of the window *item* opened, or None when it opened none."""
-        policy = item.stash.get(WINDOW_KEY, None)
-        if policy is None:
+        window = self._window
+        if window is None or window[0] is not item:
             return None
-        del item.stash[WINDOW_KEY]
+        self._window = None
+        policy = window[1]
         self._checks += 1
         try:
             verdict = self._check(item, policy)
@@ -193,7 +196,7 @@ class LeakHunt:
             if "fds" in policy.resources:
                 leaks.extend(resources.new_fds(item.stash.get(FDS_KEY, None)))
             # `in` first: a stash miss raises and catches a KeyError, and most tests have neither
-            grew = item.stash[GROWTH_KEY] if GROWTH_KEY in item.stash else None
+            grew = item.stash[GROWTH_KEY] if policy.repeat and GROWTH_KEY in item.stash else None
             if grew is not None:
                 leaks.append(grew)
         if TRACKER_KEY in item.stash:
@@ -215,6 +218,8 @@ class LeakHunt:
         try:
             running, owned = resources.running(survivors.objs, policy.resources, survivors.types) if policy.resources else ([], set())
             found, more = self._census(item, policy, survivors, owned)
+            if not running:
+                return found, more
             return [*resources.without_thread_waits(found, running), *running], more
         finally:
             survivors.close()
@@ -315,8 +320,8 @@ class LeakHunt:
             self._shared_key = key
         return self._shared
 
-    def _hook_codes(self) -> frozenset[types.CodeType]:
-        """Code objects of every hook implementation, and of the functions nested in pytest's plugin modules.
+    def _hook_codes(self) -> frozenset[int]:
+        """Ids of the code objects of every hook implementation, and of the functions nested in pytest's plugin modules.
 
         A hook's generator and the runner's lambda (``call_and_report``) outlive
         every test; with their code here they are judged harness by a set lookup.
@@ -336,7 +341,10 @@ class LeakHunt:
                     for value in list(vars(plugin).values()):
                         if type(value) is types.FunctionType and value.__module__ == plugin.__name__:
                             codes.update(_nested_codes(value.__code__))
-            self._harness_codes = frozenset(codes)  # type: ignore[arg-type]
+            # By identity: hashing a code object hashes its constants and names on every lookup. The objects
+            # are kept so that their ids stay theirs.
+            self._harness_code_objects = list(codes)
+            self._harness_codes = frozenset(map(id, self._harness_code_objects))
         return self._harness_codes
 
     def _explain(
@@ -576,6 +584,8 @@ class RuntestHooks:
     def __init__(self, hunt: LeakHunt) -> None:
         self.hunt = hunt
         self._last_rss: int | None = None
+        #: RSS after each test is noted only for the reports that show it
+        self._memory_notes = bool(hunt.settings.report_path or hunt.settings.html_path)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -599,6 +609,10 @@ class RuntestHooks:
         # goes here rather than in a teardown wrapper, which would cost a second wrapper per test.
         verdict = self.hunt.close_window(item)
         report = yield
+        if verdict is CLEAN and not self._memory_notes:
+            report.leakhunt = {"checked": True}  # type: ignore[attr-defined]  # what _annotate and record do, inline
+            self.hunt.totals.record(report.nodeid, None)
+            return report
         self._annotate(item, report, verdict)
         self._note_memory(report)
         # The totals of the tests this process ran, taken here rather than in a logreport hook (one
@@ -638,8 +652,7 @@ class RuntestHooks:
 
     def _note_memory(self, report: pytest.TestReport) -> None:
         """With a JSON report, the process's RSS after each test: the session's memory curve."""
-        settings = self.hunt.settings
-        if not (settings.report_path or settings.html_path) or self.hunt.repeating:
+        if not self._memory_notes or self.hunt.repeating:
             return
         rss = resources.rss_bytes()
         if rss is None:
@@ -694,7 +707,7 @@ def _nested_codes(code: types.CodeType) -> Iterator[types.CodeType]:
             yield from _nested_codes(const)
 
 
-def _outermost(survivors: census.Survivors, candidates: list[int], harness_codes: frozenset[types.CodeType]) -> list[int]:
+def _outermost(survivors: census.Survivors, candidates: list[int], harness_codes: frozenset[int]) -> list[int]:
     """Drop roots that another leaked root already retains: one leak, one report.
 
     A thread never joined is a root, and so is the Event its running stack
@@ -715,7 +728,7 @@ def _outermost(survivors: census.Survivors, candidates: list[int], harness_codes
     return sorted(kept)
 
 
-def _principal(survivors: census.Survivors, i: int, harness_codes: frozenset[types.CodeType]) -> int:
+def _principal(survivors: census.Survivors, i: int, harness_codes: frozenset[int]) -> int:
     """The object a leak is named after: the root, or the first subject it retains."""
     objs, index = survivors.objs, survivors.index
     queue = collections.deque([i])
