@@ -375,9 +375,11 @@ def module_of(obj: Any) -> str:
 
 def qualified_type(obj: Any) -> str:
     """``module.Qualname`` of obj's type; functions and classes are named themselves."""
-    if isinstance(obj, (types.FunctionType, type)) and module_of(obj) not in ("", "builtins"):
-        kind = "function" if isinstance(obj, types.FunctionType) else "class"
-        return f"{kind} {module_of(obj)}.{obj.__qualname__}"
+    if isinstance(obj, (types.FunctionType, type)):
+        module = module_of(obj)
+        if module not in ("", "builtins"):
+            kind = "function" if isinstance(obj, types.FunctionType) else "class"
+            return f"{kind} {module}.{obj.__qualname__}"
     cls = type(obj)
     module = module_of(cls)
     return cls.__qualname__ if module in ("", "builtins") else f"{module}.{cls.__qualname__}"

@@ -72,7 +72,7 @@ class LeakHunt:
         self._held_at: list[tuple[dict[str, Any], str]] = []
         self._held_at_key: tuple[int, int] = (-1, -1)
         self._harness_codes: frozenset[int] = frozenset()
-        self._harness_code_objects: list[types.CodeType | None] = []
+        self._harness_code_objects: list[types.CodeType] = []
         self._codes_generation = -1
         #: bumped by every plugin registration; cached harness state is rebuilt when it moves
         self._plugin_generation = 0
@@ -343,7 +343,7 @@ class LeakHunt:
                             codes.update(_nested_codes(value.__code__))
             # By identity: hashing a code object hashes its constants and names on every lookup. The objects
             # are kept so that their ids stay theirs.
-            self._harness_code_objects = list(codes)
+            self._harness_code_objects = list(codes)  # type: ignore[arg-type]  # None was discarded above
             self._harness_codes = frozenset(map(id, self._harness_code_objects))
         return self._harness_codes
 
@@ -552,10 +552,13 @@ class StatusHooks:
         # outcome "rerun" (pytest-rerunfailures) keeps its own status: the last run decides
         if report.outcome != "failed" or report.when != "teardown":
             return None
-        data = getattr(report, "leakhunt", None)
-        if isinstance(data, dict) and data.get("leaked"):
-            return "leaked", "L", ("LEAKED", {"red": True})
-        return None
+        return ("leaked", "L", ("LEAKED", {"red": True})) if failed_by_leak(report) else None
+
+
+def failed_by_leak(report: pytest.TestReport) -> bool:
+    """Whether the check failed this (teardown) report: the test's own failures leave it unset."""
+    data = getattr(report, "leakhunt", None)
+    return isinstance(data, dict) and bool(data.get("leaked"))
 
 
 def show_leaked(config: pytest.Config) -> None:
@@ -626,9 +629,6 @@ class RuntestHooks:
             policy = item.stash.get(POLICY_KEY, None)
             if policy is not None and policy.allowed_reason and self.hunt.settings.detect_leaks:
                 report.leakhunt = {"allowed": policy.allowed_reason}  # type: ignore[attr-defined]
-            return
-        if verdict is CLEAN:
-            report.leakhunt = {"checked": True}  # type: ignore[attr-defined]
             return
         data: dict[str, Any] = {"checked": True}
         settings = self.hunt.settings

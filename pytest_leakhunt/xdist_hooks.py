@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_leakhunt.model import RunTotals
-from pytest_leakhunt.session import LeakHunt, record, show_leaked
+from pytest_leakhunt.session import LeakHunt, failed_by_leak, record, show_leaked
 
 #: key of our data in ``config.workeroutput`` / ``node.workeroutput``
 OUTPUT_KEY = "leakhunt"
@@ -38,8 +38,7 @@ class XdistHooks:
         node = getattr(report, "node", None)
         if node is not None:
             record(self._from_reports.setdefault(_node_id(node), RunTotals()), report)
-            data = getattr(report, "leakhunt", None)
-            if isinstance(data, dict) and data.get("leaked"):
+            if failed_by_leak(report):
                 show_leaked(self.hunt.config)
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
