@@ -13,6 +13,7 @@ import dataclasses
 import gc
 import os
 import re
+import sys
 import types
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
@@ -341,6 +342,13 @@ class LeakHunt:
                     for value in list(vars(plugin).values()):
                         if type(value) is types.FunctionType and value.__module__ == plugin.__name__:
                             codes.update(_nested_codes(value.__code__))
+            # pluggy runs an old-style hookwrapper inside a generator of its own, alive while the hook runs
+            for name, module in list(sys.modules.items()):
+                if name.startswith("pluggy.") and module is not None:
+                    for value in list(vars(module).values()):
+                        if type(value) is types.FunctionType and value.__module__ == name:
+                            codes.add(value.__code__)
+                            codes.update(_nested_codes(value.__code__))
             # By identity: hashing a code object hashes its constants and names on every lookup. The objects
             # are kept so that their ids stay theirs.
             self._harness_code_objects = list(codes)  # type: ignore[arg-type]  # None was discarded above
@@ -589,6 +597,9 @@ class RuntestHooks:
         self._last_rss: int | None = None
         #: RSS after each test is noted only for the reports that show it
         self._memory_notes = bool(hunt.settings.report_path or hunt.settings.html_path)
+        #: a clean verdict is recorded here and its report left alone, unless that report carries data:
+        #: memory notes, or an xdist worker's reports (the controller counts a crashed worker's checks from them)
+        self._inline = not self._memory_notes and not hasattr(hunt.config, "workerinput")
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -599,23 +610,23 @@ class RuntestHooks:
             self.hunt.open_window(item, policy)
         return (yield)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        if self.hunt.repeating:
-            return (yield)  # an extra run of --leaks-repeat: its reports are dropped
-        if call.when != "teardown":
-            report = yield
-            if report.failed:
-                item.stash[FAILED_KEY] = True
-            return report
-        # Teardown has run, every hook wrapper of it included, and its report is not made yet: the check
-        # goes here rather than in a teardown wrapper, which would cost a second wrapper per test.
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
+        """The check, when pytest asks for the teardown report: every teardown hook has run by then.
+
+        A plain implementation, not a wrapper: pytest asks three times per test,
+        and a wrapper costs a generator each time. A clean test's report is left
+        to pytest; a verdict to show goes on a report made here, the way
+        pytest's own implementation makes it.
+        """
+        if call.when != "teardown" or self.hunt.repeating:
+            return None  # an extra run of --leaks-repeat: its reports are dropped
         verdict = self.hunt.close_window(item)
-        report = yield
-        if verdict is CLEAN and not self._memory_notes:
-            report.leakhunt = {"checked": True}  # type: ignore[attr-defined]  # what _annotate and record do, inline
-            self.hunt.totals.record(report.nodeid, None)
-            return report
+        if verdict is CLEAN and self._inline:
+            self.hunt.totals.record(item.nodeid, None)
+            return None
+        if verdict is None and not self._memory_notes and not self._allowed(item):
+            return None
+        report = pytest.TestReport.from_item_and_call(item, call)
         self._annotate(item, report, verdict)
         self._note_memory(report)
         # The totals of the tests this process ran, taken here rather than in a logreport hook (one
@@ -623,12 +634,28 @@ class RuntestHooks:
         record(self.hunt.totals, report)
         return report
 
+    def pytest_exception_interact(self, node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any], report: pytest.TestReport | pytest.CollectReport) -> None:
+        """A failed setup or call: a leak of this test then goes with its failure instead of failing it twice.
+
+        pytest calls this only when a phase raised (not for xfail or skips), so
+        passing tests pay nothing for it.
+        """
+        if report.failed and getattr(report, "when", None) in ("setup", "call"):
+            node.stash[FAILED_KEY] = True
+
+    def _allowed(self, item: pytest.Item) -> str | None:
+        """The reason of an ``allow_leaks`` marker that switched the check off for *item*, under --detect-leaks."""
+        policy = item.stash.get(POLICY_KEY, None)
+        if policy is not None and policy.allowed_reason and self.hunt.settings.detect_leaks:
+            return policy.allowed_reason
+        return None
+
     def _annotate(self, item: pytest.Item, report: pytest.TestReport, verdict: TestLeaks | None) -> None:
         """The teardown report carries the verdict: a leak fails the test, and the data goes to the totals."""
         if verdict is None:
-            policy = item.stash.get(POLICY_KEY, None)
-            if policy is not None and policy.allowed_reason and self.hunt.settings.detect_leaks:
-                report.leakhunt = {"allowed": policy.allowed_reason}  # type: ignore[attr-defined]
+            allowed = self._allowed(item)
+            if allowed:
+                report.leakhunt = {"allowed": allowed}  # type: ignore[attr-defined]
             return
         data: dict[str, Any] = {"checked": True}
         settings = self.hunt.settings

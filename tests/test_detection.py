@@ -35,6 +35,28 @@ def test_failing_test_keeps_its_failure_and_shows_the_leak(pytester: pytest.Pyte
     )
 
 
+def test_a_setup_error_keeps_its_error_and_shows_the_leak(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        HELD = []
+        class Thing:
+            pass
+        @pytest.fixture
+        def broken():
+            HELD.append(Thing())
+            raise RuntimeError("setup broke")
+        def test_it(broken):
+            pass
+        """
+    )
+    result = pytester.runpytest("--detect-leaks")
+    assert result.parseoutcomes() == {"errors": 1}
+    # one error, not an error and a leak: the leak is listed with the test's findings
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_it*", "*RuntimeError: setup broke*", "*= LEAKS =*", "*Thing x1*"])
+    assert "LEAKED" not in result.stdout.str().split("= LEAKS =")[0]
+
+
 def test_json_report_follows_the_schema(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(LEAKY)
     result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json")
