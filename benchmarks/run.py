@@ -2,7 +2,7 @@
 
 Usage (from the project root; needs network access to PyPI the first time):
 
-    python3 benchmarks/run.py                 # everything, 3 interleaved repeats
+    python3 benchmarks/run.py                 # everything, 3 interleaved rounds
     python3 benchmarks/run.py --suites synthetic --repeats 5
     python3 benchmarks/run.py --suites synthetic --modes plain,detect --repeats 0 --instructions
 
@@ -202,8 +202,12 @@ Results = dict[tuple[str, str], list[Sample]]
 def measure(py: Path, suites: list[Suite], modes: list[str], repeats: int) -> Results:
     results: Results = {}
     for suite in suites:
+        for mode in modes:  # one untimed run each: the first run of a suite warms the file cache for the rest
+            run_once(py, suite, mode)
         for rep in range(repeats):
-            for mode in modes:  # interleaved: a noisy minute hits every mode alike
+            # Interleaved, so that a noisy minute hits every mode alike; every other round in reverse order,
+            # so that no mode always runs right after another (a run can slow down or speed up the next).
+            for mode in modes if rep % 2 == 0 else modes[::-1]:
                 sample, last = run_once(py, suite, mode)
                 results.setdefault((suite.name, mode), []).append(sample)
                 print(

@@ -115,6 +115,9 @@ _STDLIB_HOLDERS: tuple[tuple[str, str, str], ...] = (
 )
 
 _LRU_TYPE: type = type(functools.lru_cache(maxsize=1)(lambda: None))
+_IS_LRU = {_LRU_TYPE}.__contains__
+#: a class attribute of these types may be, or wrap, an lru_cache
+_MAY_WRAP_LRU = {_LRU_TYPE, classmethod, staticmethod, types.MethodType}.__contains__
 _CODEC_INFO: type = codecs.CodecInfo
 
 
@@ -174,6 +177,9 @@ class KnownHolders:
     _codec_probed: bool = False
     _ids: set[int] = field(default_factory=set)
     _ids_for: int = -1
+    #: stdlib modules whose classes have not been looked into for cached methods yet
+    _classes_unseen: list[tuple[str, Any]] = field(default_factory=list)
+    _class_caches: list[Any] = field(default_factory=list)
 
     def refresh(self) -> None:
         """Pick up caches of stdlib modules imported since the last call (cheap when none)."""
@@ -193,17 +199,14 @@ class KnownHolders:
                 values = list(vars(module).values())
             except TypeError:
                 continue
-            for value in values:
+            # Picked out at C speed: a session imports hundreds of modules and tens of thousands of names.
+            for value in itertools.compress(values, map(_IS_LRU, map(type, values))):
                 # The runtime's own caches, and bounded caches anywhere: an LRU with
                 # a maxsize evicts, it does not grow without bound.
-                if type(value) is _LRU_TYPE and (in_stdlib or is_bounded_cache(value)):
+                if in_stdlib or is_bounded_cache(value):
                     self._add_lru(value)
-                elif in_stdlib and isinstance(value, type) and value.__module__ == name:
-                    # cached methods of stdlib classes (importlib.metadata's FastPath)
-                    for attr in list(vars(value).values()):
-                        wrapped = getattr(attr, "__func__", attr)
-                        if type(wrapped) is _LRU_TYPE:
-                            self._add_lru(wrapped)
+            if in_stdlib:
+                self._classes_unseen.append((name, module))
             if name == "typing":
                 for clear in getattr(module, "_cleanups", ()):
                     owner = getattr(clear, "__self__", None)
@@ -219,6 +222,27 @@ class KnownHolders:
             if found and not any(value is c for c in self.containers):
                 self.containers.append(value)
 
+    def class_caches(self) -> list[Any]:
+        """The cached methods of stdlib classes (importlib.metadata's FastPath) and their cache dicts.
+
+        Looking into every class of every stdlib module costs milliseconds and
+        is rarely needed, so it waits until some object is left unexplained.
+        Kept apart from ``containers``: learning them must not make the session
+        rebuild the harness state it derived from those.
+        """
+        unseen, self._classes_unseen = self._classes_unseen, []
+        for name, module in unseen:
+            values = list(vars(module).values())
+            for value in itertools.compress(values, map(isinstance, values, itertools.repeat(type))):
+                if value.__module__ != name:
+                    continue
+                attrs = list(vars(value).values())
+                for attr in itertools.compress(attrs, map(_MAY_WRAP_LRU, map(type, attrs))):
+                    wrapped = getattr(attr, "__func__", attr)
+                    if type(wrapped) is _LRU_TYPE:
+                        self._add_lru(wrapped, self._class_caches)
+        return self._class_caches
+
     def adopt(self, holder: Any) -> None:
         """A registry found the slow way (a bounded cache on some instance): explain it cheaply next time."""
         if type(holder) is _LRU_TYPE:
@@ -227,15 +251,17 @@ class KnownHolders:
             self.containers.append(holder)
 
     def ids(self) -> set[int]:
-        if self._ids_for != len(self.containers):
-            self._ids = {id(c) for c in self.containers}
-            self._ids_for = len(self.containers)
+        count = len(self.containers) + len(self._class_caches)
+        if self._ids_for != count:
+            self._ids = {id(c) for c in (*self.containers, *self._class_caches)}
+            self._ids_for = count
         return self._ids
 
-    def _add_lru(self, wrapper: Any) -> None:
-        self.containers.append(wrapper)
+    def _add_lru(self, wrapper: Any, into: list[Any] | None = None) -> None:
+        into = self.containers if into is None else into
+        into.append(wrapper)
         # the cache dict itself holds the keys
-        self.containers.extend(r for r in gc.get_referents(wrapper) if type(r) is dict and r is not getattr(wrapper, "__dict__", None))
+        into.extend(r for r in gc.get_referents(wrapper) if type(r) is dict and r is not getattr(wrapper, "__dict__", None))
 
     def values(self) -> Iterator[Any]:
         for module, attr, kind in _STDLIB_HOLDERS:
@@ -807,6 +833,12 @@ def _unexplained(survivors: Survivors, candidates: list[int], context: Context, 
         if need:
             # our own lists of holders are references too (to a registry dict that just became tracked)
             settle_with([shared, context.shared(False), known.containers], expanded=True)
+    caches = known.class_caches() if need else []
+    if caches:
+        # a cache dict that its first entry made tracked is new, and a registry
+        for key in known.ids() & need.keys():
+            del need[key]
+        settle_with(caches)
     if need and any(isinstance(objs[i], _CODEC_INFO) for i in candidates if id(objs[i]) in need):
         settle_with(known.codec_cache(), expanded=True)
     return [i for i in candidates if id(objs[i]) in need]

@@ -231,6 +231,11 @@ CLEAN: tuple[Case, ...] = (
     Case("failing_test_locals", "class Big:\n    pass\ndef test_it():\n    local = Big()\n    assert local is None\n"),
     Case("json_roundtrip", "import json\ndef test_it():\n    assert json.loads(json.dumps({'a': [1, 2]})) == {'a': [1, 2]}\n"),
     Case("importlib_metadata", "import importlib.metadata\ndef test_it():\n    importlib.metadata.version('pytest')\n"),
+    # a path not seen before: importlib.metadata caches a FastPath for it on a class method (3.10, 3.11)
+    Case(
+        "importlib_metadata_new_path",
+        "import importlib.metadata, tempfile\ndef test_it():\n    assert not list(importlib.metadata.distributions(path=[tempfile.mkdtemp()]))\n",
+    ),
     Case("subprocess_run", "import subprocess, sys\ndef test_it():\n    subprocess.run([sys.executable, '-c', 'pass'], check=True)\n"),
 )
 
