@@ -346,11 +346,11 @@ class Survivors:
         """Survivor position by id; built on first use, since most checks end before they need it."""
         if self._index is None:
             objs = self.objs
-            self._index = {id(objs[i]): i for i in range(len(objs))}
+            self._index = dict(zip(map(id, objs), range(len(objs))))
             self._index[id(objs)] = -1
             # One C-level call lists every reference between survivors (and to old objects).
             counts = collections.Counter(map(id, gc.get_referents(*objs)))
-            self._internal = [counts[id(o)] for o in objs]
+            self._internal = list(map(counts.get, map(id, objs), itertools.repeat(0)))
         return self._index
 
     @property
@@ -652,19 +652,20 @@ def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int],
         return None
     kept = [objs[j] for j in closure]
     from_closure = collections.Counter(map(id, gc.get_referents(*kept)))
-    held = _held_by(slots, kept)
+    held = collections.Counter(_held_by(slots, kept))
     del kept
+    getrefcount = sys.getrefcount
     for j in closure:
         key = id(objs[j])
         if from_closure[key] != internal[j]:
             return None  # another survivor points into what the leak keeps
         known = j in chains
-        # From outside the survivors, less the reference the chain holds to its leak. The known holder
-        # references it (the lookup checked) and is counted once, without scanning a cache that grows
-        # test after test: a holder with two references (cache[obj] = obj) only sends the test to the
-        # full analysis, never past it.
-        outside = survivors.external(j) - known
-        if outside != held.count(key) + known:
+        # From outside the survivors (less objs' reference and getrefcount's argument), less the reference
+        # the chain holds to its leak. The known holder references it (the lookup checked) and is counted
+        # once, without scanning a cache that grows test after test: a holder with two references
+        # (cache[obj] = obj) only sends the test to the full analysis, never past it.
+        outside = getrefcount(objs[j]) - 2 - internal[j] - known
+        if outside != held[key] + known:
             return None
     context.chains.update(chains)
     return sorted(chains)
