@@ -619,7 +619,7 @@ class RuntestHooks:
         pytest's own implementation makes it.
         """
         if call.when != "teardown" or self.hunt.repeating:
-            return None  # an extra run of --leaks-repeat: its reports are dropped
+            return None  # setup and call, or an extra run of --leaks-repeat (whose reports are dropped)
         verdict = self.hunt.close_window(item)
         if verdict is CLEAN and self._inline:
             self.hunt.totals.record(item.nodeid, None)
