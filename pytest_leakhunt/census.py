@@ -654,17 +654,16 @@ def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int],
     from_closure = collections.Counter(map(id, gc.get_referents(*kept)))
     held = collections.Counter(_held_by(slots, kept))
     del kept
-    getrefcount = sys.getrefcount
     for j in closure:
         key = id(objs[j])
         if from_closure[key] != internal[j]:
             return None  # another survivor points into what the leak keeps
         known = j in chains
-        # From outside the survivors (less objs' reference and getrefcount's argument), less the reference
-        # the chain holds to its leak. The known holder references it (the lookup checked) and is counted
-        # once, without scanning a cache that grows test after test: a holder with two references
-        # (cache[obj] = obj) only sends the test to the full analysis, never past it.
-        outside = getrefcount(objs[j]) - 2 - internal[j] - known
+        # From outside the survivors, less the reference the chain holds to its leak. The known holder
+        # references it (the lookup checked) and is counted once, without scanning a cache that grows
+        # test after test: a holder with two references (cache[obj] = obj) only sends the test to the
+        # full analysis, never past it.
+        outside = survivors.external(j) - known
         if outside != held[key] + known:
             return None
     context.chains.update(chains)

@@ -339,16 +339,11 @@ class LeakHunt:
             codes.discard(None)
             for plugin in self.config.pluginmanager.get_plugins():
                 if isinstance(plugin, types.ModuleType) and census.is_harness_module(plugin.__name__):
-                    for value in list(vars(plugin).values()):
-                        if type(value) is types.FunctionType and value.__module__ == plugin.__name__:
-                            codes.update(_nested_codes(value.__code__))
+                    codes.update(_function_codes(plugin, own=False))  # the hooks among them are in already
             # pluggy runs an old-style hookwrapper inside a generator of its own, alive while the hook runs
             for name, module in list(sys.modules.items()):
                 if name.startswith("pluggy.") and module is not None:
-                    for value in list(vars(module).values()):
-                        if type(value) is types.FunctionType and value.__module__ == name:
-                            codes.add(value.__code__)
-                            codes.update(_nested_codes(value.__code__))
+                    codes.update(_function_codes(module, own=True))
             # By identity: hashing a code object hashes its constants and names on every lookup. The objects
             # are kept so that their ids stay theirs.
             self._harness_code_objects = list(codes)  # type: ignore[arg-type]  # None was discarded above
@@ -679,8 +674,8 @@ class RuntestHooks:
 
     def _note_memory(self, report: pytest.TestReport) -> None:
         """With a JSON report, the process's RSS after each test: the session's memory curve."""
-        if not self._memory_notes or self.hunt.repeating:
-            return
+        if not self._memory_notes:
+            return  # (the extra runs of --leaks-repeat never get here: the report hook returns first)
         rss = resources.rss_bytes()
         if rss is None:
             return
@@ -724,6 +719,15 @@ def _harness_state(obj: Any, depth: int) -> Iterator[Any]:
             continue
         if hasattr(value, "__dict__") and value is not obj:
             yield from _harness_state(value, depth - 1)
+
+
+def _function_codes(module: types.ModuleType, own: bool) -> Iterator[types.CodeType]:
+    """The code objects nested in the functions *module* defines, and with *own* those functions' own."""
+    for value in list(vars(module).values()):
+        if type(value) is types.FunctionType and value.__module__ == module.__name__:
+            if own:
+                yield value.__code__
+            yield from _nested_codes(value.__code__)
 
 
 def _nested_codes(code: types.CodeType) -> Iterator[types.CodeType]:
