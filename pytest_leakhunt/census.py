@@ -318,6 +318,9 @@ class Context:
     #: (attribute dict, name) of shared harness holders that kept subjects in earlier checks, such as the
     #: logging plugin's capture streams; owned by the session, which clears it when its holders change
     held_at: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    #: whether pytest's stack has unwound: then a root of builtin types only is judged by who holds it
+    #: (at a teardown report, pytest's own stack temporaries are such roots on every test)
+    builtin_roots: bool = False
 
 
 class Survivors:
@@ -727,6 +730,7 @@ def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> lis
     new_modules: set[str] | None = None
     benign: set[int] = set()
     out: list[int] = []
+    builtin = context.builtin_roots
     for i in roots:
         if i in benign:
             continue
@@ -749,32 +753,73 @@ def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> lis
             if qualified_type(root) not in ignore:
                 out.append(i)
                 continue
-        seen = {i}
-        stack = [i]
-        clean = True
-        while stack:
-            j = stack.pop()
-            if j in benign:
-                continue
-            obj = objs[j]
-            verdict = verdicts.get(type(obj))
-            if verdict is None or verdict == _DYNAMIC:
-                verdict = _verdict(obj, harness_codes)
-            if verdict == _STOP:
-                continue  # what the harness holds is the harness's bookkeeping
-            if verdict == _SUBJECT and j != i and qualified_type(obj) not in ignore:
-                clean = False
-                break
-            for ref in gc.get_referents(obj):
-                k = index.get(id(ref))
-                if k is not None and k >= 0 and k not in seen:
-                    seen.add(k)
-                    stack.append(k)
-        if clean:
-            benign.update(seen)
-        else:
+        if _walk_neutral(survivors, i, benign, context, builtin):
             out.append(i)
     return out
+
+
+def _walk_neutral(survivors: Survivors, i: int, benign: set[int], context: Context, builtin: bool) -> bool:
+    """Whether a neutral root is a candidate: walk the survivors it keeps, stopping at harness and weak objects.
+
+    A walk that meets a subject makes the root a candidate. Without one, the
+    root is pytest's bookkeeping when it keeps a new harness object (reports,
+    hook generators), the runtime's when it keeps only weak references or
+    nothing of weight (``[]``, ``['']``: ``io.StringIO`` keeps such lists in C
+    state on 3.11); otherwise, with *builtin*, it holds values of builtin types
+    and whoever holds it decides. The frames of pytest's own functions, which
+    a stored traceback keeps, are not walked. A benign walk's survivors are not
+    walked again from another root.
+    """
+    objs, index = survivors.objs, survivors.index
+    harness_codes, ignore, verdicts = context.harness_codes, context.ignore_types, _TYPE_VERDICT
+    seen = {i}
+    stack = [i]
+    harness = substance = False
+    while stack:
+        j = stack.pop()
+        if j in benign:
+            harness = True
+            continue
+        obj = objs[j]
+        verdict = verdicts.get(type(obj))
+        if verdict is None or verdict == _DYNAMIC:
+            verdict = _verdict(obj, harness_codes)
+        if verdict == _STOP:
+            harness = harness or not _is_weak(obj)
+            continue  # what the harness holds is the harness's bookkeeping
+        if verdict == _SUBJECT and j != i and qualified_type(obj) not in ignore:
+            return True
+        frame = type(obj) is types.FrameType
+        if frame and is_harness_module(obj.f_globals.get("__name__")):
+            continue
+        substance = substance or j != i
+        for ref in gc.get_referents(obj):
+            k = index.get(id(ref))
+            if k is not None:
+                if k >= 0 and k not in seen and not (frame and _is_harness(ref, harness_codes)):
+                    seen.add(k)
+                    stack.append(k)
+            elif builtin and not frame and not harness and is_harness_module(module_of(type(ref))):
+                harness = True  # an old pytest object: a fixture definition, a node
+            elif builtin and not substance and not _weightless(ref):
+                substance = True
+    if builtin and substance and not harness:
+        return True
+    benign.update(seen)
+    return False
+
+
+def _is_harness(obj: Any, harness_codes: frozenset[int]) -> bool:
+    """A new harness object (a request, a report) that a test's frame refers to: not what the test keeps."""
+    verdict = _TYPE_VERDICT.get(type(obj))
+    if verdict is None or verdict == _DYNAMIC:
+        verdict = _verdict(obj, harness_codes)
+    return verdict == _STOP and not _is_weak(obj)
+
+
+def _weightless(value: Any) -> bool:
+    """Referents that give a root no weight of its own: None, empty strings, booleans, classes, weak references."""
+    return value is None or type(value) in (bool, type) or (type(value) is str and not value) or _is_weak(value)
 
 
 def _unexplained(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:

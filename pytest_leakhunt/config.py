@@ -45,6 +45,11 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
         "write a .heapsnapshot (Chrome DevTools / memlab) of each leaking test's leaked objects and retainers here.",
     ),
     (
+        "--leaks-strict",
+        "leaks_strict",
+        "fail a test for anything it leaves alive, also what is retained once and does not grow.",
+    ),
+    (
         "--leaks-repeat",
         "leaks_repeat",
         "run each checked test this many extra times (after one warm-up) and report what grows on every run "
@@ -70,6 +75,7 @@ class Settings:
     baseline_update: bool = False
     snapshot_dir: str | None = None
     html_path: str | None = None
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,7 @@ def resolve(config: pytest.Config) -> Settings:
         baseline_update=update,
         snapshot_dir=pick("--leaks-snapshot-dir", "leaks_snapshot_dir", _check_directory, None),
         html_path=pick("--leaks-html", "leaks_html", lambda v, w: _check_writable(str(v), w), None),
+        strict=pick("--leaks-strict", "leaks_strict", as_bool, False),
     )
 
 

@@ -58,13 +58,28 @@ def _hint(path: str, type_name: str) -> str | None:
     return next((hint for pattern, hint in _PATTERNS if re.search(pattern, text)), None)
 
 
-#: Indices, addresses and numbers that differ between runs and tests: ``[3]``, ``[140304713303744]``, ``pid 4242``.
-_VOLATILE = re.compile(r"\[\d+\]|0x[0-9a-f]+|\b\d+\b")
+#: What differs between runs, tests and orders in a name: uuids, hex ids and addresses, numbers.
+_VOLATILE = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+    r"|0x[0-9a-fA-F]+|\b[0-9a-fA-F]*\d[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b|\d+"
+)
 
 
 def fingerprint(leak: Leak) -> str:
-    """A stable name for a leak group: kind, type and retainer path, without indices or addresses."""
-    path = _VOLATILE.sub("#", render_path(leak.retained_by))
-    name = _VOLATILE.sub("#", leak.name or "") if leak.kind in ("tracked", "thread", "task") else ""
-    text = "|".join((leak.kind, leak.type, path, name))
+    """A stable name for a leak group: kind, leaked type and the long-lived holder it hangs on.
+
+    Built from the holder the chain starts at (a module global, a class
+    attribute, a registry), not from the whole chain: container keys,
+    indices and the hops in between depend on what earlier tests put into the
+    same container, so the same leak gets the same name in any order, in any
+    subset and under xdist. A class or function defined by a test counts as
+    "class" or "function", whatever its name; random parts of names (uuids,
+    hex ids, numbers) are masked.
+    """
+    from pytest_leakhunt.growth import holder_root  # plain names only; growth imports the model, not hints
+
+    kind_of_type = leak.type.split(" ", 1)[0] if leak.type.startswith(("class ", "function ")) else leak.type
+    holder = holder_root(leak.retained_by) if leak.kind in ("object", "tracked") else render_path(leak.retained_by)
+    name = leak.name or "" if leak.kind in ("tracked", "thread", "task") else ""
+    text = "|".join(_VOLATILE.sub("#", part) for part in (leak.kind, kind_of_type, holder, name))
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]  # noqa: S324 - a name, not a secret

@@ -34,6 +34,12 @@ class Leak:
     hint: str | None = None
     #: a stable name for the leak group, from names only (see ``hints.fingerprint``)
     fingerprint: str | None = None
+    #: whether running the test again leaves the same again (``growth.Retention``): "grows" fails the test;
+    #: "once" (a lazy singleton, a first-use memo, an overwritten slot) and "earlier" (more of an earlier
+    #: test's growing leak) are listed, not failed
+    retention: str = "grows"
+    #: with retention "earlier": the test whose leak this one grows
+    attributed_to: str | None = None
 
     @property
     def path(self) -> str:
@@ -50,8 +56,9 @@ class Leak:
             "retained_by": list(self.retained_by),
             "allocated_at": self.allocated_at,
             "kind": self.kind,
+            "retention": self.retention,
         }
-        for optional in ("name", "root_type", "holder", "hint", "fingerprint"):
+        for optional in ("name", "root_type", "holder", "hint", "fingerprint", "attributed_to"):
             value = getattr(self, optional)
             if value is not None:
                 data[optional] = value
@@ -72,6 +79,8 @@ class Leak:
             holder=data.get("holder"),
             hint=data.get("hint"),
             fingerprint=data.get("fingerprint"),
+            retention=data.get("retention", "grows"),
+            attributed_to=data.get("attributed_to"),
         )
 
 
@@ -86,6 +95,8 @@ class TestLeaks:
     outcome: str = "passed"
     error: str | None = None
     more_groups: int = 0
+    #: what the test retained without growing (``Leak.retention`` "once" or "earlier"): shown, not failed
+    retained: tuple[Leak, ...] = ()
 
     @property
     def objects(self) -> int:
@@ -109,6 +120,8 @@ class TestLeaks:
             data["error"] = self.error
         if self.more_groups:
             data["more_groups"] = self.more_groups
+        if self.retained:
+            data["retained"] = [leak.to_json() for leak in self.retained]
         return data
 
     @classmethod
@@ -119,6 +132,7 @@ class TestLeaks:
             outcome=data.get("outcome", "failed"),
             error=data.get("error"),
             more_groups=int(data.get("more_groups", 0)),
+            retained=tuple(Leak.from_json(item) for item in data.get("retained", ())),
         )
 
 
@@ -169,12 +183,13 @@ class RunTotals:
         return len(self.checked)
 
     @property
-    def results(self) -> list[TestLeaks]:
-        return list(self.found.values())
-
-    @property
     def leaking(self) -> list[TestLeaks]:
         return [r for r in self.found.values() if r.leaks or r.error]
+
+    @property
+    def retained(self) -> list[tuple[str, Leak]]:
+        """What tests retained without growing, by test: listed, never failed."""
+        return [(r.nodeid, leak) for r in self.found.values() for leak in r.retained]
 
     def summary(self) -> dict[str, int]:
         leaking = self.leaking
@@ -183,6 +198,7 @@ class RunTotals:
             "tests_leaking": sum(1 for r in leaking if r.leaks),
             "objects_leaked": sum(r.objects for r in leaking),
             "bytes_retained": sum(r.retained_bytes for r in leaking),
+            "tests_retaining_once": sum(1 for r in self.found.values() if r.retained),
         }
 
     def to_json(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pytest_leakhunt.tracker import LeakTracker
 
 _PLUGIN_NAME = "leakhunt-session"
-_FLAGS = {"--detect-leaks", "--leaks-trace", "--leaks-baseline-update"}
+_FLAGS = {"--detect-leaks", "--leaks-trace", "--leaks-baseline-update", "--leaks-strict"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

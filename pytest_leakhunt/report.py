@@ -115,6 +115,13 @@ def render_test(result: TestLeaks, traced: bool) -> str:
     return "\n".join(lines)
 
 
+def describe_retained(nodeid: str, leak: Leak) -> str:
+    """One summary line for what a test retained without failing: once, or more of an earlier test's leak."""
+    if leak.retention == "earlier" and leak.attributed_to:
+        return f"grows the leak of {leak.attributed_to}: {nodeid}: {describe(leak)}"
+    return f"retained once {nodeid}: {describe(leak)}"
+
+
 def render_summary(totals: RunTotals) -> list[str]:
     """Lines of the end-of-session section."""
     lines: list[str] = []
@@ -125,6 +132,8 @@ def render_summary(totals: RunTotals) -> list[str]:
             lines.append(f"LEAKED {result.nodeid}: {describe(first)}{more}")
         else:
             lines.append(f"ERROR {result.nodeid}: leakhunt could not check it: {result.error}")
+    for nodeid, leak in totals.retained:
+        lines.append(describe_retained(nodeid, leak))
     for nodeid, reason in totals.allowed.items():
         lines.append(f"allowed {nodeid}: {reason}")
     growth = totals.most_growth()
@@ -137,6 +146,7 @@ def render_summary(totals: RunTotals) -> list[str]:
         f"leakhunt: {_plural(summary['tests_checked'], 'test')} checked, "
         f"{summary['tests_leaking']} leaking, {_plural(summary['objects_leaked'], 'object')} leaked, "
         f"{human_bytes(summary['bytes_retained'])} retained"
+        + (f"; {summary['tests_retaining_once']} retained something once (not failed)" if summary["tests_retaining_once"] else "")
     )
     return lines
 
@@ -148,6 +158,7 @@ def to_json(totals: RunTotals, pytest_version: str) -> dict[str, Any]:
         "pytest": pytest_version,
         "summary": totals.summary(),
         "tests": [result.to_json() for result in totals.leaking],
+        "retained_once": [{"nodeid": nodeid, **leak.to_json()} for nodeid, leak in totals.retained],
     }
     if totals.memory:  # in the order the tests ran (per xdist worker)
         data["memory"] = [

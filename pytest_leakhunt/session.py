@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 import pytest
 
-from pytest_leakhunt import census, hints, resources, retainers
+from pytest_leakhunt import census, growth, hints, resources, retainers
 from pytest_leakhunt.config import Settings, TestPolicy, policy_for
 from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
 from pytest_leakhunt.report import describe, render_summary, render_test, write_json
@@ -63,6 +63,14 @@ class LeakHunt:
         self._checks = 0
         #: the test whose check window is open (one at a time per process), and its policy
         self._window: tuple[pytest.Item, TestPolicy] | None = None
+        #: whether the open window closes once the whole protocol has returned (pytest's stack unwound)
+        self._unwound = False
+        #: leaks of the running check whose growth a second run decides (per test; dropped after it)
+        self._probe = growth.Probe()
+        #: inside that second run: its leaks are compared, not judged
+        self._probing = False
+        self._settled = growth.Settled()
+        self._earlier = growth.EarlierLeaks()
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
         self._globals = retainers.ModuleGlobals()
@@ -102,19 +110,39 @@ class LeakHunt:
     def pytest_plugin_registered(self) -> None:
         self._plugin_generation += 1
 
-    def open_window(self, item: pytest.Item, policy: TestPolicy) -> None:
+    def open_window(self, item: pytest.Item, policy: TestPolicy, unwound: bool = False) -> None:
         """Everything alive now is old; with --leaks-trace, allocations from here on are traced.
 
         Tracing only inside windows keeps collection, reporting and the time
         between tests at full speed: tracemalloc slows every allocation it sees.
         """
         self._window = (item, policy)
+        self._unwound = unwound
         if policy.check and "fds" in policy.resources:
             item.stash[FDS_KEY] = resources.open_fds()
         self.known.refresh()  # the first call probes C-level caches, which needs the heap unfrozen
         if self._trace_windows:
             _tracemalloc().start(self.settings.trace_depth)
         census.begin()
+
+    def watching(self, item: pytest.Item) -> bool:
+        """Whether a check window is open for *item*."""
+        return self._window is not None and self._window[0] is item
+
+    def unwinding(self, item: pytest.Item) -> bool:
+        """Whether *item*'s window closes after its whole protocol, not at its teardown report."""
+        return self._unwound and self.watching(item)
+
+    def run_protocol(self, item: pytest.Item, nextitem: pytest.Item | None, policy: TestPolicy) -> list[pytest.TestReport]:
+        """pytest's runtest protocol inside a check window, reports not logged (pytest-rerunfailures' way)."""
+        from _pytest.runner import runtestprotocol
+
+        self.open_window(item, policy, unwound=True)
+        try:
+            return runtestprotocol(item, nextitem=nextitem, log=False)
+        except BaseException:
+            self.close_window(item)  # interrupted (KeyboardInterrupt, pytest.exit): hand the heap back
+            raise
 
     def close_window(self, item: pytest.Item) -> TestLeaks | None:
         """The verdict of the window *item* opened, or None when it opened none."""
@@ -133,6 +161,57 @@ class LeakHunt:
             if self._trace_windows:
                 _tracemalloc().stop()
         return verdict
+
+    def settle(
+        self, item: pytest.Item, nextitem: pytest.Item | None, verdict: TestLeaks | None, rerun: bool
+    ) -> TestLeaks | None:
+        """Split a verdict's leaks into those that grow (they fail) and those retained once or earlier.
+
+        Leaks whose holder leaves it open are decided by running the test
+        once more (*rerun*: only where we run the protocol and the test
+        passed), once per fingerprint; without a second run they count as
+        growing. With ``--leaks-strict`` everything retained fails.
+        """
+        probe, self._probe = self._probe, growth.Probe()
+        try:
+            if verdict is None or verdict is CLEAN or not verdict.leaks:
+                return verdict
+            leaks = [self._settled.apply(leak) for leak in verdict.leaks]
+            if self.settings.strict:
+                leaks = [dataclasses.replace(leak, retention=growth.GROWS) for leak in leaks]
+            elif (
+                rerun
+                and probe.entries
+                and any(leak.retention == growth.UNSETTLED for leak in leaks)
+                and not any(leak.retention == growth.GROWS for leak in leaks)  # it fails anyway: no second run
+            ):
+                self._second_run(item, nextitem, probe)
+            leaks = [growth.settle(leak, self._settled.verdicts) for leak in leaks]
+        finally:
+            probe.close()
+        failing = tuple(leak for leak in leaks if leak.retention == growth.GROWS)
+        kept = tuple(leak for leak in leaks if leak.retention != growth.GROWS)
+        if not failing and not kept and not verdict.error:
+            return CLEAN
+        outcome = "failed" if failing or verdict.error else "passed"
+        return dataclasses.replace(verdict, leaks=failing, retained=kept, outcome=outcome)
+
+    def _second_run(self, item: pytest.Item, nextitem: pytest.Item | None, probe: growth.Probe) -> None:
+        """Run the test's protocol again, reports dropped, and compare what it leaves with *probe*."""
+        policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.settings)
+        self._probing = True
+        try:
+            self.run_protocol(item, nextitem, policy)
+            again = self.close_window(item)
+        finally:
+            self._probing = False
+        leaks = list(again.leaks) if again is not None else []
+        verdicts = probe.verdicts(leaks, retainers.holds)
+        self._settled.verdicts.update(verdicts)
+        for fingerprint, _, _, root, leaked in probe.entries:
+            if verdicts.get(fingerprint) == growth.GROWS:
+                self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
+        root = leaked = None
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not (self.totals.checked or self.totals.allowed):
@@ -181,6 +260,7 @@ class LeakHunt:
             )
 
     def pytest_unconfigure(self) -> None:
+        self._earlier.clear()
         self._chains.clear()
         self._globals.clear()
         self._shared = None
@@ -200,7 +280,7 @@ class LeakHunt:
             grew = item.stash[GROWTH_KEY] if policy.repeat and GROWTH_KEY in item.stash else None
             if grew is not None:
                 leaks.append(grew)
-        if TRACKER_KEY in item.stash:
+        if TRACKER_KEY in item.stash and not self._probing:
             tracker = item.stash[TRACKER_KEY]
             del item.stash[TRACKER_KEY]
             try:
@@ -239,8 +319,9 @@ class LeakHunt:
             self._held_at_key = key
         codes = self._hook_codes()
         rest, remembered = census.unaccounted(survivors, codes, policy.ignore_types, self._held_at)
-        if not rest:
-            return [], 0  # the check of almost every test ends here
+        builtin = self._unwound
+        if not rest and not builtin:
+            return [], 0  # no subject survived, and at a teardown report builtin roots are not judged
         context = census.Context(
             holders=lambda: list(self._holders(item)),
             shared=self._shared_holders,
@@ -249,18 +330,14 @@ class LeakHunt:
             ignore_types=policy.ignore_types,
             item=item,
             held_at=self._held_at,
+            builtin_roots=builtin,
         )
-        slots = census.quick_slots(self._shared) if self._shared else []
-        funcargs = getattr(item, "funcargs", None)
-        if type(funcargs) is dict:
-            slots = [*slots, funcargs]  # the fixture values pytest keeps on the item until the next setup
-        del funcargs
-        quick = census.quick_verdict(survivors, context, slots, rest, remembered)
-        del slots, rest
-        if quick == []:
+        quick = self._quick(survivors, context, item, rest, remembered) if rest else []
+        del rest
+        if quick == [] and not builtin:
             return [], 0
         # a known leak again, and nothing else: its chain is in context.chains already
-        candidates = quick if quick is not None else census.find_leaked_roots(survivors, context, self.known)
+        candidates = quick if quick else census.find_leaked_roots(survivors, context, self.known)
         if owned:
             # A reported thread or task, what it keeps (its target, the event it waits on) and what reaches
             # into that (a bound method on its running stack) are its state, already reported with it.
@@ -272,9 +349,23 @@ class LeakHunt:
         if any(i not in context.chains for i in candidates):
             census.end()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
         try:
-            return self._explain(item, survivors, candidates, policy, context)
+            return self._explain(item, survivors, candidates, policy, context, running=bool(owned))
         finally:
             context.chains.clear()
+
+    def _quick(
+        self, survivors: census.Survivors, context: census.Context, item: pytest.Item, rest: list[Any], remembered: bool
+    ) -> list[int] | None:
+        """``census.quick_verdict`` with the hot shared holders and the item's fixture values as slots."""
+        slots = census.quick_slots(self._shared) if self._shared else []
+        funcargs = getattr(item, "funcargs", None)
+        if type(funcargs) is dict:
+            slots = [*slots, funcargs]  # the fixture values pytest keeps on the item until the next setup
+        del funcargs
+        try:
+            return census.quick_verdict(survivors, context, slots, rest, remembered)
+        finally:
+            slots.clear()
 
     def _holders(self, item: pytest.Item) -> Iterator[Any]:
         """Objects whose references are pytest's own per-test or per-session state."""
@@ -285,6 +376,8 @@ class LeakHunt:
         if request:
             yield request
         setupstate = getattr(item.session, "_setupstate", None)
+        if setupstate is not None:
+            yield setupstate
         stack = getattr(setupstate, "stack", None)
         if isinstance(stack, dict):
             yield stack
@@ -357,8 +450,13 @@ class LeakHunt:
         candidates: list[int],
         policy: TestPolicy,
         context: census.Context,
+        running: bool = False,
     ) -> tuple[list[Leak], int]:
-        """Group leaked roots by what they keep alive and by holder; one retainer chain per group."""
+        """Group leaked roots by what they keep alive and by holder; one retainer chain per group.
+
+        With a thread or task still *running*, values of builtin types that
+        nothing gc-visible holds are on its stack: its state, reported with it.
+        """
         objs = survivors.objs
         chains = context.chains
         candidates = _outermost(survivors, candidates, self._harness_codes)
@@ -406,10 +504,19 @@ class LeakHunt:
             for a in needed:
                 if a in chains and id(chains[a][-2]) not in registries:
                     self._chains.store(chains[a], census.qualified_type(objs[a]))
+            # values of builtin types that only pytest's own state keeps are its bookkeeping (a fixture's cache)
+            for a in needed:
+                if a in chains and not isinstance(chains[a][0], types.ModuleType) and not census.is_subject(objs[a], self._harness_codes):
+                    p = next(p for p in units if anchor_of[p] == a)
+                    if not census.is_subject(objs[p], self._harness_codes):
+                        units.pop(p)
+                        by_type = {t: [q for q in ps if q != p] for t, ps in by_type.items()}
             orphans = [a for a in needed if a not in chains]
             if orphans:
                 # no module reaches them: perhaps only old garbage does, which a full collection frees
                 kept = set(census.recheck_orphans(survivors, orphans, context, self.known))
+                if running:
+                    kept = {a for a in kept if census.is_subject(objs[a], self._harness_codes)}
                 by_type = {t: [p for p in ps if anchor_of[p] not in orphans or anchor_of[p] in kept] for t, ps in by_type.items()}
         leaks: list[Leak] = []
         more = 0
@@ -425,6 +532,7 @@ class LeakHunt:
                 chain = chains.get(anchor) or [objs[anchor]]
                 segments = retainers.describe_chain(chain, ignore=[objs])
                 holder = chain[-2] if len(chain) >= 2 else None
+                retention, earlier = self._retention(item, chain, segments, type_name, objs[first])
                 picture = chain if self.settings.snapshot_dir else None
                 del chain
                 group = [first]
@@ -434,6 +542,8 @@ class LeakHunt:
                 del holder
                 pending = [p for p in pending if p not in group]
                 closure = survivors.closure([r for p in group for r in units[p]])
+                if retention == growth.GROWS and not self._probing:
+                    self._earlier.remember([objs[j] for j in closure], item.nodeid)
                 if picture is not None:
                     drawn.append((picture, closure))
                 del picture
@@ -447,6 +557,8 @@ class LeakHunt:
                         retained_by=segments,
                         allocated_at=retainers.allocation_site(representative, str(self.config.rootpath)),
                         root_type=census.qualified_type(objs[anchor]),
+                        retention=retention,
+                        attributed_to=earlier,
                     )
                 )
                 del representative
@@ -454,6 +566,20 @@ class LeakHunt:
             self._write_snapshot(item.nodeid, drawn, objs)
             drawn.clear()
         return leaks, more
+
+    def _retention(
+        self, item: pytest.Item, chain: list[Any], segments: tuple[str, ...], type_name: str, leaked: Any
+    ) -> tuple[str, str | None]:
+        """Whether a leak grows, is more of an earlier test's growing leak, or needs a second run to tell."""
+        earlier = self._earlier.leaked_by(chain)
+        if earlier is not None and earlier != item.nodeid:
+            return growth.EARLIER, earlier
+        holder = chain[-2] if len(chain) >= 2 else None
+        retention = growth.by_holder(holder) if holder is not None else growth.UNSETTLED
+        if retention == growth.UNSETTLED and not self._probing:
+            draft = Leak(type=type_name, count=1, shallow_bytes=0, retained_bytes=0, retained_by=segments)
+            self._probe.add(hints.fingerprint(draft), growth.holder_root(segments), holder, chain[-1], leaked)
+        return retention, None
 
     def _find_chains(
         self,
@@ -558,6 +684,13 @@ class StatusHooks:
         return ("leaked", "L", ("LEAKED", {"red": True})) if failed_by_leak(report) else None
 
 
+def _rerun_owns(item: pytest.Item) -> bool:
+    """Whether pytest-rerunfailures runs *item*'s protocol (it reruns it on failure)."""
+    plugin = item.config.pluginmanager.get_plugin("rerunfailures")
+    count = getattr(plugin, "get_reruns_count", None)
+    return bool(count is not None and count(item))
+
+
 def failed_by_leak(report: pytest.TestReport) -> bool:
     """Whether the check failed this (teardown) report: the test's own failures leave it unset."""
     data = getattr(report, "leakhunt", None)
@@ -596,26 +729,60 @@ class RuntestHooks:
         #: memory notes, or an xdist worker's reports (the controller counts a crashed worker's checks from them)
         self._inline = not self._memory_notes and not hasattr(hunt.config, "workerinput")
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+        """Run a watched test's protocol ourselves, as pytest does, and check it once the protocol has returned.
+
+        By then pytest's stack has unwound and ``item.funcargs`` is released:
+        what is still alive is held by something that outlives the test. The
+        reports are logged after the check, the teardown report carrying the
+        verdict. A test that pytest-rerunfailures will rerun is left to it and
+        checked at its teardown report instead (``pytest_runtest_makereport``).
+        """
+        hunt = self.hunt
+        policy = self._policy(item)
+        if policy is None or hunt.repeating or _rerun_owns(item):
+            return None
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        reports = hunt.run_protocol(item, nextitem, policy)
+        verdict = hunt.close_window(item)
+        passed = not item.stash.get(FAILED_KEY, False) and all(report.passed for report in reports)
+        verdict = hunt.settle(item, nextitem, verdict, rerun=passed)
+        if reports and reports[-1].when == "teardown":
+            self._finish(item, reports[-1], verdict)
+        for report in reports:
+            ihook.pytest_runtest_logreport(report=report)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
-        if self.hunt.repeating:
-            return (yield)
-        policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.hunt.settings)
-        if policy.check or "leak_tracker" in getattr(item, "fixturenames", ()):
-            self.hunt.open_window(item, policy)
+        """The window of a test whose protocol another plugin runs (pytest-rerunfailures)."""
+        if not self.hunt.watching(item):
+            policy = self._policy(item)
+            if policy is not None and not self.hunt.repeating:
+                self.hunt.open_window(item, policy)
         return (yield)
 
+    def _policy(self, item: pytest.Item) -> TestPolicy | None:
+        """The policy of a test that is checked or tracks objects; None for the others."""
+        policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.hunt.settings)
+        if policy.check or "leak_tracker" in getattr(item, "fixturenames", ()):
+            return policy
+        return None
+
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
-        """The check, when pytest asks for the teardown report: every teardown hook has run by then.
+        """The check of a test whose protocol another plugin runs, when pytest asks for its teardown report.
 
         A plain implementation, not a wrapper: pytest asks three times per test,
         and a wrapper costs a generator each time. A clean test's report is left
         to pytest; a verdict to show goes on a report made here, the way
         pytest's own implementation makes it.
         """
-        if call.when != "teardown" or self.hunt.repeating:
-            return None  # setup and call, or an extra run of --leaks-repeat (whose reports are dropped)
-        verdict = self.hunt.close_window(item)
+        if call.when != "teardown" or self.hunt.repeating or self.hunt.unwinding(item):
+            return None  # setup and call, an extra run, or a test whose protocol we run
+        verdict = self.hunt.settle(item, None, self.hunt.close_window(item), rerun=False)
         if verdict is CLEAN and self._inline:
             self.hunt.totals.record(item.nodeid, None)
             return None
@@ -628,6 +795,17 @@ class RuntestHooks:
         # call per phase); an xdist controller runs no test and gets its workers' at node shutdown.
         record(self.hunt.totals, report)
         return report
+
+    def _finish(self, item: pytest.Item, report: pytest.TestReport, verdict: TestLeaks | None) -> None:
+        """The verdict onto the teardown report pytest made, before it is logged."""
+        if verdict is CLEAN and self._inline:
+            self.hunt.totals.record(item.nodeid, None)
+            return
+        if verdict is None and not self._memory_notes and not self._allowed(item):
+            return
+        self._annotate(item, report, verdict)
+        self._note_memory(report)
+        record(self.hunt.totals, report)
 
     def pytest_exception_interact(self, node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any], report: pytest.TestReport | pytest.CollectReport) -> None:
         """A failed setup or call: a leak of this test then goes with its failure instead of failing it twice.
@@ -659,6 +837,8 @@ class RuntestHooks:
             if known:
                 data["baselined"] = [[leak.fingerprint, describe(leak)] for leak in known]
                 verdict = dataclasses.replace(verdict, leaks=tuple(leak for leak in verdict.leaks if leak not in known))
+        if verdict.retained:
+            data["result"] = verdict.to_json()
         if verdict.leaks or verdict.error:
             already_failed = item.stash.get(FAILED_KEY, False) or report.failed
             text = render_test(verdict, traced=self.hunt.settings.trace)

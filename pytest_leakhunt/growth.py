@@ -1,0 +1,217 @@
+"""Grows or retained once: would running the test again leave the same kind of objects behind again?
+
+A leak fails its test only when it grows. Two answers need no second run:
+
+- a new element of a long-lived unbounded ``list``, ``set`` or ``deque`` is
+  one more element on every run: it grows;
+- an object reached through an object that an earlier test's growing leak
+  keeps (a ``LogRecord`` collected by a handler test A left on a logger) is
+  that earlier leak growing: it is attributed to test A and fails nothing.
+
+Any other holding (a module global or attribute bound to the new object, a
+dict entry, a first-use memo, a registry keyed by name) is decided by running
+the test once more (``Probe``): it grows when the first run's object is still
+held afterwards *and* the second run left objects under the same holder
+again; a slot that the second run overwrote, or a memo it reused, was
+retained once. Verdicts of the second run are remembered by fingerprint, so a
+suite pays for one extra run per distinct leak, never per test.
+
+Nothing here keeps a leaked object beyond the check that found it: the
+objects of earlier leaks are held weakly.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pytest_leakhunt.census import attribute_dict, qualified_type
+from pytest_leakhunt.model import Leak
+
+Retention = Literal["grows", "once", "earlier", "unsettled"]
+GROWS: Retention = "grows"
+ONCE: Retention = "once"
+EARLIER: Retention = "earlier"
+#: decided by a second run of the test (``Probe``)
+UNSETTLED: Retention = "unsettled"
+
+#: At most this many objects of one growing leak are remembered (weakly) for attributing later growth.
+_MAX_REMEMBERED = 64
+
+
+def by_holder(holder: Any) -> Retention:
+    """What the direct (long-lived) holder of a leak's root says: grows, or unsettled until a second run."""
+    kind = type(holder)
+    if kind is list or kind is set:
+        return GROWS
+    if kind is collections.deque and holder.maxlen is None:
+        return GROWS
+    return UNSETTLED
+
+
+def holder_root(segments: tuple[str, ...]) -> str:
+    """The long-lived holder a chain starts from, indices and keys removed: ``shop.bus.BUS.subs``."""
+    names: list[str] = []
+    for segment in segments:
+        if segment.startswith(("[", "<")):
+            break
+        names.append(segment)
+    return ".".join(names)
+
+
+def same_holder(first: str, again: str) -> bool:
+    """Whether two holder roots name the same place: equal, or one inside the other (``S`` and ``S.history``)."""
+    if not first or not again:
+        return False
+    return first == again or again.startswith(first + ".") or first.startswith(again + ".")
+
+
+@dataclass
+class EarlierLeaks:
+    """The objects of leaks that grew, held weakly, with the test that leaked them."""
+
+    _by_id: dict[int, tuple[weakref.ref[Any], str]] = field(default_factory=dict)
+
+    def remember(self, objs: list[Any], nodeid: str) -> None:
+        for obj in objs[:_MAX_REMEMBERED]:
+            key = id(obj)
+            try:
+                ref = weakref.ref(obj, lambda _, key=key: self._by_id.pop(key, None))
+            except TypeError:
+                continue  # lists, dicts, tuples: not weakly referenceable
+            self._by_id.setdefault(key, (ref, nodeid))
+
+    def leaked_by(self, chain: list[Any]) -> str | None:
+        """The test whose growing leak one of the chain's holders is, if any."""
+        for obj in chain[:-1]:
+            entry = self._by_id.get(id(obj))
+            if entry is not None and entry[0]() is obj:
+                return entry[1]
+        return None
+
+    def clear(self) -> None:
+        self._by_id.clear()
+
+
+@dataclass
+class Probe:
+    """What a second run must show for one test's unsettled leaks: per leak, its holder and root (strongly).
+
+    Lives from the check that found the leaks to the end of the second run;
+    ``close`` drops every object.
+    """
+
+    #: (fingerprint, holder root, direct holder, root object, leaked object) per unsettled leak
+    entries: list[tuple[str, str, Any, Any, Any]] = field(default_factory=list)
+
+    def add(self, fingerprint: str, root_name: str, holder: Any, root: Any, leaked: Any) -> None:
+        self.entries.append((fingerprint, root_name, holder, root, leaked))
+
+    def verdicts(self, again: list[Leak], holds: Any) -> dict[str, Retention]:
+        """Per fingerprint: grows when the first object is still held and the second run left some under it.
+
+        "Still held" follows the first run's holder to its root and from the
+        root down to the leaked object: a dict that the first run made tracked
+        is still there after a second run that replaced its entry.
+        """
+        roots_again = [holder_root(leak.retained_by) for leak in again]
+        orphans_again = {leak.type for leak, root in zip(again, roots_again) if not root}
+        out: dict[str, Retention] = {}
+        for entry in self.entries:
+            fingerprint, root_name, holder = entry[:3]
+            if holder is None:  # held by C state: the same kind left again, and the first one still held
+                kept = _held_elsewhere(entry)
+                grew = qualified_type(entry[4]) in orphans_again
+            else:
+                kept = _holds(holds, holder, entry[3]) and (entry[4] is entry[3] or _reaches(entry[3], entry[4]))
+                grew = any(same_holder(root_name, other) for other in roots_again)
+            if kept and grew:
+                out[fingerprint] = GROWS
+            else:
+                out.setdefault(fingerprint, ONCE)
+        return out
+
+    def close(self) -> None:
+        self.entries.clear()
+
+
+def _holds(holds: Any, holder: Any, obj: Any) -> bool:
+    """*holds* (identity) through the holder itself or its attribute dict: versions differ in which reports."""
+    if holds(holder, obj):
+        return True
+    attrs = attribute_dict(holder)
+    return attrs is not None and holds(attrs, obj)
+
+
+def _held_elsewhere(entry: tuple[str, str, Any, Any, Any]) -> bool:
+    """Whether the root of a probe entry has references beyond the entry's own (and this frame's)."""
+    root = entry[3]
+    ours = 3 + (entry[4] is root)  # the entry's one or two slots, *root* here, getrefcount's argument
+    return sys.getrefcount(root) > ours
+
+
+def _reaches(start: Any, target: Any, depth: int = 4, budget: int = 2000) -> bool:
+    """Whether *target* is among what *start* references, a few levels down (identity only)."""
+    import gc
+
+    level, seen = [start], {id(start)}
+    for _ in range(depth):
+        following = []
+        for ref in gc.get_referents(*level):
+            if ref is target:
+                return True
+            if id(ref) not in seen and gc.is_tracked(ref) and len(seen) < budget:
+                seen.add(id(ref))
+                following.append(ref)
+        level = following
+    return False
+
+
+@dataclass
+class Settled:
+    """Verdicts of second runs by fingerprint, for the whole session: strings only."""
+
+    verdicts: dict[str, Retention] = field(default_factory=dict)
+
+    def apply(self, leak: Leak) -> Leak:
+        known = self.verdicts.get(leak.fingerprint or "")
+        if leak.retention != UNSETTLED or known is None:
+            return leak
+        return _with(leak, known)
+
+
+def _with(leak: Leak, retention: Retention, attributed_to: str | None = None) -> Leak:
+    import dataclasses
+
+    return dataclasses.replace(leak, retention=retention, attributed_to=attributed_to)
+
+
+def settle(leak: Leak, verdicts: dict[str, Retention]) -> Leak:
+    """An unsettled leak with the verdict its second run gave (grows when the run could not say)."""
+    if leak.retention != UNSETTLED:
+        return leak
+    return _with(leak, verdicts.get(leak.fingerprint or "", GROWS))
+
+
+def attributed(leak: Leak, nodeid: str) -> Leak:
+    return _with(leak, EARLIER, nodeid)
+
+
+__all__ = [
+    "EARLIER",
+    "GROWS",
+    "ONCE",
+    "UNSETTLED",
+    "EarlierLeaks",
+    "Probe",
+    "Retention",
+    "Settled",
+    "attributed",
+    "by_holder",
+    "holder_root",
+    "same_holder",
+    "settle",
+]
