@@ -321,6 +321,8 @@ class Context:
     #: whether pytest's stack has unwound: then a root of builtin types only is judged by who holds it
     #: (at a teardown report, pytest's own stack temporaries are such roots on every test)
     builtin_roots: bool = False
+    #: the quick verdict accounted for every subject: only roots of builtin types are left to judge
+    subjects_settled: bool = False
 
 
 class Survivors:
@@ -494,6 +496,20 @@ def _verdict(obj: Any, harness_codes: frozenset[int]) -> int:
         return _STOP if is_bounded_cache(obj) else _NEUTRAL
     origin = _origin(obj, harness_codes)
     return _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
+
+
+def forget_new_types(objs: list[Any]) -> list[type]:
+    """Drop the verdicts of classes made during the check window: no cache of ours keeps a test's class alive.
+
+    ``unittest.mock`` makes a class for every Mock; cached strongly, each would
+    outlive its test. Returns the classes, for the other caches keyed by type.
+    """
+    new = [obj for obj in itertools.compress(objs, map(isinstance, objs, itertools.repeat(type)))]
+    for cls in new:
+        if _TYPE_VERDICT.pop(cls, None) is not None:
+            _SETTLED_TYPES.discard(cls)
+            _SUBJECT_TYPES.discard(cls)
+    return new
 
 
 def unaccounted(
@@ -738,7 +754,7 @@ def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> lis
         verdict = verdicts.get(type(root))
         if verdict is None or verdict == _DYNAMIC:
             verdict = _verdict(root, harness_codes)
-        if verdict == _STOP:
+        if verdict == _STOP or (verdict == _SUBJECT and context.subjects_settled):
             continue
         if verdict == _SUBJECT:
             # a logger getLogger() registered is the registry's; what a test hangs on it is forced in

@@ -64,6 +64,13 @@ _BASES = {
 
 #: Which finder cares about instances of a type, judged once per type (a base's module is imported before
 #: any instance exists, so a type judged before that import has no instance of interest either).
+def forget_types(classes: list[type]) -> None:
+    """Drop classes made during a test from the kind cache (see ``census.forget_new_types``)."""
+    for cls in classes:
+        _KIND_OF.pop(cls, None)
+        _OF_SOME_KIND.discard(cls)
+
+
 _KIND_OF: dict[type, str | None] = {}
 #: The types in _KIND_OF that some finder cares about.
 _OF_SOME_KIND: set[type] = set()

@@ -303,7 +303,16 @@ class LeakHunt:
                 return found, more
             return [*resources.without_thread_waits(found, running), *running], more
         finally:
+            self._forget_new(survivors)
             survivors.close()
+
+    def _forget_new(self, survivors: census.Survivors) -> None:
+        """No cache of the session keeps an object the checked test made (a Mock's class, a new plugin list)."""
+        resources.forget_types(census.forget_new_types(survivors.objs))
+        index = survivors.index if self._shared or self._held_at else {}
+        if self._shared and not index.keys().isdisjoint(map(id, self._shared)):
+            self._shared = [h for h in self._shared if id(h) not in index]  # in place of the key: keep the order
+        self._held_at[:] = [(attrs, name) for attrs, name in self._held_at if id(attrs) not in index]
 
     def _census(
         self, item: pytest.Item, policy: TestPolicy, survivors: census.Survivors, owned: set[int]
@@ -336,6 +345,7 @@ class LeakHunt:
         del rest
         if quick == [] and not builtin:
             return [], 0
+        context.subjects_settled = quick == []
         # a known leak again, and nothing else: its chain is in context.chains already
         candidates = quick if quick else census.find_leaked_roots(survivors, context, self.known)
         if owned:
@@ -502,7 +512,8 @@ class LeakHunt:
             adopted.clear()
             registries = self.known.ids()  # a chain through a registry must not explain the next object it holds
             for a in needed:
-                if a in chains and id(chains[a][-2]) not in registries:
+                new = survivors.index
+                if a in chains and id(chains[a][-2]) not in registries and not any(id(x) in new for x in chains[a][:-1]):
                     self._chains.store(chains[a], census.qualified_type(objs[a]))
             # values of builtin types that only pytest's own state keeps are its bookkeeping (a fixture's cache)
             for a in needed:
@@ -684,10 +695,8 @@ class StatusHooks:
         return ("leaked", "L", ("LEAKED", {"red": True})) if failed_by_leak(report) else None
 
 
-def _rerun_owns(item: pytest.Item) -> bool:
-    """Whether pytest-rerunfailures runs *item*'s protocol (it reruns it on failure)."""
-    plugin = item.config.pluginmanager.get_plugin("rerunfailures")
-    count = getattr(plugin, "get_reruns_count", None)
+def _rerun_owns(item: pytest.Item, count: Callable[[pytest.Item], int | None] | None) -> bool:
+    """Whether pytest-rerunfailures (its *count* of reruns, when installed) runs *item*'s protocol."""
     return bool(count is not None and count(item))
 
 
@@ -728,6 +737,9 @@ class RuntestHooks:
         #: a clean verdict is recorded here and its report left alone, unless that report carries data:
         #: memory notes, or an xdist worker's reports (the controller counts a crashed worker's checks from them)
         self._inline = not self._memory_notes and not hasattr(hunt.config, "workerinput")
+        plugin = hunt.config.pluginmanager.get_plugin("rerunfailures")
+        #: pytest-rerunfailures' count of reruns for a test, when it is installed
+        self._reruns: Callable[[pytest.Item], int | None] | None = getattr(plugin, "get_reruns_count", None)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
@@ -741,7 +753,7 @@ class RuntestHooks:
         """
         hunt = self.hunt
         policy = self._policy(item)
-        if policy is None or hunt.repeating or _rerun_owns(item):
+        if policy is None or hunt.repeating or _rerun_owns(item, self._reruns):
             return None
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)

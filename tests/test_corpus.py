@@ -15,9 +15,21 @@ def _run(pytester: pytest.Pytester, case: Case) -> tuple[pytest.RunResult, dict]
     return result, report
 
 
+#: Slots every run overwrites: retained once, listed and not failed (they do not grow).
+RETAINED_ONCE = frozenset(
+    {"module_dict", "ordered_dict_cache", "nested_containers", "setattr_on_module", "copyreg_registration",
+     "excepthook_replaced", "leak_in_fixture_teardown"}
+)
+
+
 @pytest.mark.parametrize("case", LEAKING, ids=[c.name for c in LEAKING])
 def test_leaking_case_is_reported(pytester: pytest.Pytester, case: Case) -> None:
     result, report = _run(pytester, case)
+    if case.name in RETAINED_ONCE:
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+        assert report["tests"] == [] and report["retained_once"], json.dumps(report, indent=1)
+        assert any(case.blame in entry["type"] + " ".join(entry["retained_by"]) for entry in report["retained_once"])
+        return
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     assert report["summary"]["tests_leaking"] == 1
     (test,) = report["tests"]

@@ -84,7 +84,7 @@ def test_json_report_written_when_nothing_leaks(pytester: pytest.Pytester) -> No
     pytester.makepyfile("def test_ok():\n    pass\n")
     pytester.runpytest("--detect-leaks", "--leaks-report=out.json").assert_outcomes(passed=1)
     data = json.loads((pytester.path / "out.json").read_text())
-    assert data["summary"] == {"tests_checked": 1, "tests_leaking": 0, "objects_leaked": 0, "bytes_retained": 0}
+    assert data["summary"] == {"tests_checked": 1, "tests_leaking": 0, "objects_leaked": 0, "bytes_retained": 0, "tests_retaining_once": 0}
     assert data["tests"] == []
 
 
@@ -317,33 +317,33 @@ KNOWN_HOLDER = """
         def __init__(self):
             self.buffer = Buffer()
     def test_first():
-        CACHE[1] = Wrapper()
+        CACHE[object()] = Wrapper()
     def test_again():
-        CACHE[2] = Wrapper()
+        CACHE[object()] = Wrapper()
     def test_again_and_a_new_leak():
-        CACHE[3] = Wrapper()
+        CACHE[object()] = Wrapper()
         OTHER.append(Buffer())
     def test_again_and_a_reference_into_it():
-        CACHE[4] = Wrapper()
-        OTHER.append([CACHE[4].buffer])
+        CACHE[object()] = w = Wrapper()
+        OTHER.append([w.buffer])
     def test_again_held_twice():
-        CACHE[5] = CACHE[6] = Wrapper()
+        CACHE[object()] = CACHE[object()] = Wrapper()
 """
 
 
 @pytest.fixture
 def searched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the tests (run in-process by pytester) whose check searched for roots: the slow path."""
-    from pytest_leakhunt import census
+    """Names of the tests (run in-process by pytester) whose check searched for retainer chains: the slow path."""
+    from pytest_leakhunt.session import LeakHunt
 
     names: list[str] = []
-    real = census.find_leaked_roots
+    real = LeakHunt._find_chains
 
-    def counting(survivors: census.Survivors, context: census.Context, known: census.KnownHolders) -> list[int]:
-        names.append(context.item.name)
-        return real(survivors, context, known)
+    def counting(self: LeakHunt, item: pytest.Item, *args: object, **kwargs: object) -> list[list[object]]:
+        names.append(item.name)
+        return real(self, item, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(census, "find_leaked_roots", counting)
+    monkeypatch.setattr(LeakHunt, "_find_chains", counting)
     return names
 
 
@@ -353,17 +353,16 @@ def test_known_leak_again_skips_the_search_for_roots_and_reports_the_same(pytest
     assert result.parseoutcomes() == {"passed": 5, "leaked": 5}
     report = json.loads((pytester.path / "out.json").read_text())["tests"]
     leaks = {test["nodeid"].split("::")[1]: test["leaks"] for test in report}
-    # Only a pure repeat of the first test's leak skips the search. A new leak beside it, a new object
-    # pointing into what it keeps, or a second reference the known holder's one does not account for
-    # sends the test through the full analysis.
-    assert searched == ["test_first", "test_again_and_a_new_leak", "test_again_and_a_reference_into_it", "test_again_held_twice"]
+    # Only a leak under a holder not seen before searches for a chain: the repeats of the first test's leak
+    # (alone, with a new object pointing into it, held twice) are explained by the chain the first one found.
+    assert searched == ["test_first", "test_again_and_a_new_leak"]
     (twice,) = leaks["test_again_held_twice"]
     assert (twice["count"], twice["retained_by"][-2]) == (1, "CACHE")
     (first,) = leaks["test_first"]
     (again,) = leaks["test_again"]
     assert first["type"] == again["type"] and first["type"].endswith(".Wrapper")
     assert (first["count"], first["retained_bytes"]) == (again["count"], again["retained_bytes"])
-    assert (first["retained_by"][-2:], again["retained_by"][-2:]) == (["CACHE", "[1]"], ["CACHE", "[2]"])
+    assert first["retained_by"][-2] == again["retained_by"][-2] == "CACHE"
     assert sorted(leak["retained_by"][-2] for leak in leaks["test_again_and_a_new_leak"]) == ["CACHE", "OTHER"]
 
 
@@ -413,12 +412,13 @@ def test_object_hung_on_a_parameter_is_traced_to_pytest_state(pytester: pytest.P
         """
         import pytest
         class Box:
-            pass
+            def __init__(self):
+                self.kept = []
         class Kept:
             pass
         @pytest.mark.parametrize("box", [Box()])
         def test_it(box):
-            box.kept = Kept()
+            box.kept.append(Kept())
         """
     )
     result = pytester.runpytest("--detect-leaks")
@@ -446,17 +446,17 @@ def test_leaks_under_the_test_module_or_its_parameters_are_traced_without_a_walk
         REGISTRY = {"boxes": [Box()]}
         @pytest.mark.parametrize("box", [Box()])
         def test_parameter(box):
-            box.parts["w"] = Widget()
+            box.parts["seed"].append(Widget())
         def test_global():
-            REGISTRY["boxes"][0].parts["w"] = Widget()
+            REGISTRY["boxes"][0].parts["seed"].append(Widget())
         """
     )
     result = pytester.runpytest("--detect-leaks", "-p", "no:randomly")
     assert result.parseoutcomes() == {"passed": 2, "leaked": 2}
     result.stdout.fnmatch_lines(
         [
-            "*held by: <pytest CallSpec*>.params[[]'box'[]].parts[[]'w'[]] -> test_down.Widget",  # CallSpec2 on pytest 8
-            "*held by: test_down.REGISTRY[[]'boxes'[]][[]0[]].parts[[]'w'[]] -> test_down.Widget",
+            "*held by: <pytest CallSpec*>.params[[]'box'[]].parts[[]'seed'[]][[]0[]] -> test_down.Widget",  # CallSpec2 on pytest 8
+            "*held by: test_down.REGISTRY[[]'boxes'[]][[]0[]].parts[[]'seed'[]][[]0[]] -> test_down.Widget",
         ]
     )
     assert walks == []

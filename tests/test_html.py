@@ -23,7 +23,7 @@ LEAKY = """
     def test_history_leaks():
         Service.history.append(Order())
     def test_cache_leaks():
-        quote(1)
+        quote(object())
     def test_clean():
         Order()
 """

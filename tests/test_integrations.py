@@ -30,7 +30,7 @@ TWO_MODULES = {
         class Beta:
             pass
         def test_beta_leaks():
-            HELD["b"] = Beta()
+            HELD.setdefault("b", []).append(Beta())
             open("worker-beta", "w").write(os.environ["PYTEST_XDIST_WORKER"])
         def test_beta_clean():
             Beta()

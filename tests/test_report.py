@@ -75,8 +75,8 @@ def test_json_roundtrip_and_schema() -> None:
     result = TestLeaks(nodeid="a.py::test_a", leaks=(ORDER,), outcome="failed")
     totals.record(result.nodeid, result)
     data = json.loads(json.dumps(to_json(totals, "9.0.0")))
-    assert set(data) == {"version", "python", "pytest", "summary", "tests"}
-    assert data["summary"] == {"tests_checked": 2, "tests_leaking": 1, "objects_leaked": 2, "bytes_retained": 2400}
+    assert set(data) == {"version", "python", "pytest", "summary", "tests", "retained_once"}
+    assert data["summary"] == {"tests_checked": 2, "tests_leaking": 1, "objects_leaked": 2, "bytes_retained": 2400, "tests_retaining_once": 0}
     (test,) = data["tests"]
     assert test["leaks"][0] == {
         "type": "shop.orders.Order",
@@ -86,6 +86,7 @@ def test_json_roundtrip_and_schema() -> None:
         "retained_by": ["shop.orders", "OrderService", "history", "[0]"],
         "allocated_at": "tests/test_orders.py:12",
         "kind": "object",
+        "retention": "grows",
     }
     assert TestLeaks.from_json(test) == result
 
