@@ -35,8 +35,9 @@ import itertools
 import sys
 import types
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 #: Module name prefixes whose objects are test-harness bookkeeping.
 HARNESS_MODULES = ("_pytest", "pytest", "pluggy", "pytest_leakhunt", "xdist", "execnet", "py")
@@ -738,7 +739,7 @@ def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> lis
     The hot loop of every check: type verdicts are cached, and a survivor found
     benign from one root is not walked again from another.
     """
-    objs, index = survivors.objs, survivors.index
+    objs = survivors.objs
     harness_codes, ignore = context.harness_codes, context.ignore_types
     verdicts = _TYPE_VERDICT
     logging = sys.modules.get("logging")
@@ -758,9 +759,12 @@ def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> lis
             continue
         if verdict == _SUBJECT:
             # a logger getLogger() registered is the registry's; what a test hangs on it is forced in
-            if logging is not None and isinstance(root, (logging.Logger, logging.PlaceHolder)):
-                if registry.get(getattr(root, "name", None)) is root:
-                    continue
+            if (
+                logging is not None
+                and isinstance(root, (logging.Logger, logging.PlaceHolder))
+                and registry.get(getattr(root, "name", None)) is root
+            ):
+                continue
             if isinstance(root, type) or type(root) is types.FunctionType:
                 if new_modules is None:
                     new_modules = {o.__name__ for o in objs if type(o) is types.ModuleType}
@@ -963,7 +967,7 @@ def attribute_dict(holder: Any) -> dict[str, Any] | None:
 
     None for containers and classes, whose references are their contents.
     """
-    if isinstance(holder, CONTAINERS) or isinstance(holder, type):
+    if isinstance(holder, (*CONTAINERS, type)):
         return None
     try:
         attrs = object.__getattribute__(holder, "__dict__")

@@ -77,12 +77,16 @@ class EarlierLeaks:
 
     def remember(self, objs: list[Any], nodeid: str) -> None:
         for obj in objs[:_MAX_REMEMBERED]:
-            key = id(obj)
             try:
-                ref = weakref.ref(obj, lambda _, key=key: self._by_id.pop(key, None))
+                ref = weakref.ref(obj, self._forget)
             except TypeError:
                 continue  # lists, dicts, tuples: not weakly referenceable
-            self._by_id.setdefault(key, (ref, nodeid))
+            self._by_id.setdefault(id(obj), (ref, nodeid))
+
+    def _forget(self, ref: weakref.ref[Any]) -> None:
+        for key, (known, _) in list(self._by_id.items()):
+            if known is ref:
+                del self._by_id[key]
 
     def leaked_by(self, chain: list[Any]) -> str | None:
         """The test whose growing leak one of the chain's holders is, if any."""

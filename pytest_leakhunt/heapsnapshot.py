@@ -17,7 +17,8 @@ import os
 import sys
 import time
 import types
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 #: V8's node and edge type tables; we use a few of each.
 NODE_TYPES = [

@@ -16,8 +16,9 @@ import collections
 import gc
 import statistics
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pytest_leakhunt import census, retainers
 from pytest_leakhunt.model import Leak

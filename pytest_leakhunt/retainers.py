@@ -16,7 +16,8 @@ import os
 import sys
 import types
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import tracemalloc
@@ -423,10 +424,7 @@ def _resolve(module_name: str, key: str, steps: tuple[tuple[str, Any], ...]) -> 
             # an instance reports its attributes itself or through its __dict__, by version
             chain += [value] if holds(value, attrs[inner]) else [value, attrs]
             value = attrs[inner]
-        elif kind == "item" and type(value) is dict and inner in value:
-            chain.append(value)
-            value = value[inner]
-        elif kind == "item" and type(value) in (list, tuple) and isinstance(inner, int) and inner < len(value):
+        elif kind == "item" and type(value) is dict and inner in value or kind == "item" and type(value) in (list, tuple) and isinstance(inner, int) and inner < len(value):
             chain.append(value)
             value = value[inner]
         else:
@@ -555,7 +553,7 @@ def describe_chain(chain: list[Any], ignore: Iterable[Any] = ()) -> tuple[str, .
 def _owns_dict(owner: Any, child: dict[Any, Any]) -> bool:
     if isinstance(owner, type):
         # vars(cls) is a read-only proxy of the very dict the class holds
-        return child.get("__module__", None) == owner.__dict__.get("__module__", None) and child == owner.__dict__
+        return child.get("__module__") == owner.__dict__.get("__module__", None) and child == owner.__dict__
     try:
         return vars(owner) is child or getattr(owner, "__dict__", None) is child
     except TypeError:
@@ -608,7 +606,7 @@ def _edge(parent: Any, child: Any, namespaces: set[int], grandparent: Any) -> st
             return str(key)
     for name in getattr(type(parent), "__slots__", ()):
         if getattr(parent, name, None) is child:
-            return name
+            return str(name)
     return f"<{type(parent).__name__}>"
 
 
@@ -645,7 +643,7 @@ def _flatsize(obj: Any) -> int:
     return int(_asizeof().flatsize(obj, save=keep))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _asizeof() -> Any:
     """pympler's asizeof, imported once on first use (only leaking tests are sized), not looked up per object."""
     from pympler import asizeof
@@ -669,7 +667,7 @@ def retained_size(objs: Iterable[Any]) -> int:
     return total
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _library_paths() -> tuple[str, ...]:
     """Where the standard library and installed packages live; read on first use (sysconfig is slow to import)."""
     import sysconfig

@@ -15,7 +15,8 @@ import os
 import re
 import sys
 import types
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 

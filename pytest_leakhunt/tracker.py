@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 _NOT_WEAKREFABLE_HINT = (
     "leak_tracker.track() needs an object that can be weakly referenced, and "
@@ -33,7 +34,7 @@ class LeakTracker:
     def __init__(self) -> None:
         self._counter = itertools.count()
         self._collected: set[int] = set()
-        self._watched: list[tuple[Watched, weakref.finalize]] = []
+        self._watched: list[tuple[Watched, weakref.finalize[Any, Any]]] = []
 
     def track(self, obj: Any, name: str | None = None) -> Any:
         """Watch *obj*; returns it unchanged so calls can be inlined."""
