@@ -194,10 +194,17 @@ def _with(leak: Leak, retention: Retention, attributed_to: str | None = None) ->
 
 
 def settle(leak: Leak, verdicts: dict[str, Retention]) -> Leak:
-    """An unsettled leak with the verdict its second run gave (grows when the run could not say)."""
+    """An unsettled leak with the verdict its second run gave.
+
+    Without one (the test failed anyway, or another plugin ran its protocol),
+    a leak under a known holder counts as growing, and one that nothing
+    gc-visible holds (C state, another thread's stack: execnet's buffers in
+    an xdist worker) as retained once: it is listed, never failed on a guess.
+    """
     if leak.retention != UNSETTLED:
         return leak
-    return _with(leak, verdicts.get(leak.fingerprint or "", GROWS))
+    default = GROWS if holder_root(leak.retained_by) else ONCE
+    return _with(leak, verdicts.get(leak.fingerprint or "", default))
 
 
 def attributed(leak: Leak, nodeid: str) -> Leak:
