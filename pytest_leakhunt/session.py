@@ -72,6 +72,10 @@ class LeakHunt:
         self._probing = False
         self._settled = growth.Settled()
         self._earlier = growth.EarlierLeaks()
+        #: per check: ids of the objects the test's leak_tracker watches and that are alive -> tracked name,
+        #: and those the census already reported
+        self._tracked: dict[int, str] = {}
+        self._tracked_reported: set[int] = set()
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
         self._globals = retainers.ModuleGlobals()
@@ -272,21 +276,23 @@ class LeakHunt:
     def _check(self, item: pytest.Item, policy: TestPolicy) -> TestLeaks:
         leaks: list[Leak] = []
         more = 0
-        if policy.check:
-            found, more = self._detect(item, policy)
-            leaks.extend(found)
-            if "fds" in policy.resources:
-                leaks.extend(resources.new_fds(item.stash.get(FDS_KEY, None)))
-            # `in` first: a stash miss raises and catches a KeyError, and most tests have neither
-            grew = item.stash[GROWTH_KEY] if policy.repeat and GROWTH_KEY in item.stash else None
-            if grew is not None:
-                leaks.append(grew)
-        if TRACKER_KEY in item.stash and not self._probing:
-            tracker = item.stash[TRACKER_KEY]
-            del item.stash[TRACKER_KEY]
-            try:
+        tracker = self._tracker_of(item)
+        try:
+            if policy.check:
+                found, more = self._detect(item, policy)
+                leaks.extend(found)
+                if "fds" in policy.resources:
+                    leaks.extend(resources.new_fds(item.stash.get(FDS_KEY, None)))
+                # `in` first: a stash miss raises and catches a KeyError, and most tests have neither
+                grew = item.stash[GROWTH_KEY] if policy.repeat and GROWTH_KEY in item.stash else None
+                if grew is not None:
+                    leaks.append(grew)
+            if tracker is not None:
                 leaks.extend(self._check_tracker(tracker))
-            finally:
+        finally:
+            self._tracked.clear()
+            self._tracked_reported.clear()
+            if tracker is not None:
                 tracker.close()
         if not leaks:
             return CLEAN
@@ -560,6 +566,9 @@ class LeakHunt:
                     drawn.append((picture, closure))
                 del picture
                 representative = objs[first]
+                tracked = self._tracked.get(id(representative))
+                if tracked is not None:
+                    self._tracked_reported.add(id(representative))
                 leaks.append(
                     Leak(
                         type=type_name,
@@ -569,8 +578,10 @@ class LeakHunt:
                         retained_by=segments,
                         allocated_at=retainers.allocation_site(representative, str(self.config.rootpath)),
                         root_type=census.qualified_type(objs[anchor]),
-                        retention=retention,
+                        retention=growth.GROWS if tracked is not None else retention,
                         attributed_to=earlier,
+                        kind="tracked" if tracked is not None else "object",
+                        name=tracked,
                     )
                 )
                 del representative
@@ -652,7 +663,32 @@ class LeakHunt:
             self.repeating = False
         return repeat.growth(measured[1:])
 
+    def _tracker_of(self, item: pytest.Item) -> LeakTracker | None:
+        """The test's ``leak_tracker``, with what it watches and is still alive noted in ``_tracked``.
+
+        A tracker whose objects are all gone is closed before the census, so
+        its own bookkeeping (finalizers, records) is not taken for the test's.
+        A watched object the census finds too is reported once, in the census's
+        group, under its tracked name.
+        """
+        if TRACKER_KEY not in item.stash or self._probing:
+            return None
+        tracker = item.stash[TRACKER_KEY]
+        del item.stash[TRACKER_KEY]
+        census.collect()
+        alive = tracker.alive()
+        if not alive:
+            tracker.close()
+            return None
+        for watched in alive:
+            obj = tracker.peek(watched)
+            if obj is not None:
+                self._tracked[id(obj)] = watched.name
+            del obj
+        return tracker
+
     def _check_tracker(self, tracker: LeakTracker) -> list[Leak]:
+        reported = self._tracked_reported
         census.collect()
         if tracker.alive():
             gc.unfreeze()  # a frozen cycle that holds a watched object is only freed unfrozen
@@ -660,7 +696,7 @@ class LeakHunt:
         leaks = []
         for watched in tracker.alive():
             obj = tracker.peek(watched)
-            if obj is None:
+            if obj is None or id(obj) in reported:
                 continue
             chain = retainers.find_chain(obj, ignore=[tracker], module_globals=self._globals)
             segments = retainers.describe_chain(chain)

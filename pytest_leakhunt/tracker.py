@@ -13,12 +13,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-_NOT_WEAKREFABLE_HINT = (
-    "leak_tracker.track() needs an object that can be weakly referenced, and "
-    "{type} objects cannot be. Track the object that owns it instead, or use a "
-    "subclass (e.g. `class Tracked{name}({name}): pass`); for a class with __slots__, "
-    "add '__weakref__' to its slots."
-)
+_NOT_WEAKREFABLE = "leak_tracker.track() needs an object that can be weakly referenced, and {type} objects cannot be. "
+#: builtin containers whose subclasses can be weakly referenced
+_SUBCLASSABLE = {list: "list", dict: "dict", set: "set"}
+
+
+def _not_weakrefable(cls: type) -> str:
+    """What to do instead, for a value that cannot be weakly referenced."""
+    text = _NOT_WEAKREFABLE.format(type=repr(cls.__qualname__))
+    base = next((name for kind, name in _SUBCLASSABLE.items() if issubclass(cls, kind)), None)
+    if base is not None:
+        return text + f"Track the object that owns it, or build it as a subclass: `class Tracked{base.capitalize()}({base}): pass`."
+    if cls.__module__ == "builtins":
+        return text + "Track the object that owns it: numbers, strings and tuples cannot be watched."
+    return text + "Track the object that owns it, or add '__weakref__' to the class's __slots__."
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class LeakTracker:
         try:
             weakref.ref(obj)
         except TypeError:
-            raise TypeError(_NOT_WEAKREFABLE_HINT.format(type=repr(cls.__qualname__), name=cls.__name__.capitalize())) from None
+            raise TypeError(_not_weakrefable(cls)) from None
         token = next(self._counter)
         qualname = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
         watched = Watched(token=token, name=name or f"{qualname}#{token}", type=qualname)

@@ -96,11 +96,46 @@ def test_unweakrefable_object_gets_a_helpful_type_error(value: object, type_name
         tracker.track(value)
 
 
+def test_hints_suggest_what_works() -> None:
+    with pytest.raises(TypeError, match=r"class TrackedList\(list\): pass") as excinfo:
+        LeakTracker().track([])
+    assert "Int" not in str(excinfo.value)
+    with pytest.raises(TypeError, match="numbers, strings and tuples cannot be watched") as excinfo:
+        LeakTracker().track(42)
+    assert "class Tracked" not in str(excinfo.value)
+
+    class TrackedList(list):  # what the hint suggests must work
+        pass
+
+    LeakTracker().track(TrackedList())
+
+
+def test_a_tracked_object_the_check_also_finds_is_listed_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        KEEP = []
+        class Widget:
+            pass
+        def test_it(leak_tracker):
+            KEEP.append(leak_tracker.track(Widget(), name="kept widget"))
+        """
+    )
+    result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 object still alive*", "1) tracked 'kept widget': *Widget x1*"])
+    result.stdout.no_fnmatch_line("2) *")
+    import json
+
+    (test,) = json.loads((pytester.path / "out.json").read_text())["tests"]
+    (leak,) = test["leaks"]
+    assert (leak["kind"], leak["name"], leak["retained_by"][-2:]) == ("tracked", "kept widget", ["KEEP", "[0]"])
+
+
 def test_slots_hint() -> None:
     class Slotted:
         __slots__ = ("x",)
 
-    with pytest.raises(TypeError, match="add '__weakref__' to its slots"):
+    with pytest.raises(TypeError, match="add '__weakref__' to the class's __slots__"):
         LeakTracker().track(Slotted())
 
 
