@@ -32,6 +32,7 @@ import collections
 import functools
 import gc
 import itertools
+import operator
 import sys
 import types
 import weakref
@@ -92,7 +93,6 @@ _STDLIB_HOLDERS: tuple[tuple[str, str, str], ...] = (
     ("_strptime", "_regex_cache", "container"),
     ("_strptime", "_TimeRE_cache", "value"),
     ("urllib.parse", "_parse_cache", "container"),
-    ("sys", "modules", "container"),
     ("sys", "path_importer_cache", "container"),
     ("sys", "last_type", "value"),
     ("sys", "last_value", "value"),
@@ -370,9 +370,14 @@ class Survivors:
         return sys.getrefcount(self.objs[i]) - 2 - self.internal[i]
 
     def roots(self) -> list[int]:
-        objs = self.objs
-        internal = self.internal
-        return [i for i in range(len(objs)) if sys.getrefcount(objs[i]) - 2 > internal[i]]
+        """Survivors referenced from outside the survivors, picked out at C speed.
+
+        ``map(sys.getrefcount, objs)`` sees two references of ours (the list and
+        the iterator's item), as ``sys.getrefcount(objs[i])`` does.
+        """
+        objs, internal = self.objs, self.internal
+        outside = map(operator.gt, map(sys.getrefcount, objs), map(operator.add, internal, itertools.repeat(2)))
+        return list(itertools.compress(range(len(objs)), outside))
 
     def closure(self, start: Iterable[int]) -> set[int]:
         """Survivors reachable from *start* through survivors (not through old objects)."""
@@ -456,7 +461,7 @@ def _is_weak(obj: Any) -> bool:
 
 # What a survivor's type says about it, for the BFS of _benign_root.
 _NEUTRAL, _STOP, _SUBJECT, _DYNAMIC = 0, 1, 2, 3
-_DYNAMIC_TYPES = (types.FunctionType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_DYNAMIC_TYPES = (types.FunctionType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, types.ModuleType)
 _TYPE_VERDICT: dict[type, int] = {}
 #: The same verdicts as sets, so that quick_verdict sorts a test's types with set operations:
 #: types that need no further look (_NEUTRAL, _STOP) and types whose instances are subjects.
@@ -477,7 +482,7 @@ def _verdict(obj: Any, harness_codes: frozenset[int]) -> int:
     if verdict is None:
         if cls in _DYNAMIC_TYPES or cls is _LRU_TYPE or issubclass(cls, type):
             verdict = _DYNAMIC
-        elif cls is types.ModuleType or _is_weak(obj):
+        elif _is_weak(obj):
             verdict = _STOP
         else:
             origin = _origin(obj, harness_codes)
@@ -489,6 +494,9 @@ def _verdict(obj: Any, harness_codes: frozenset[int]) -> int:
             _SUBJECT_TYPES.add(cls)
     if verdict != _DYNAMIC:
         return verdict
+    if cls is types.ModuleType:
+        # one the import system loaded is the runtime's first-use cache; one a test made and registered is the test's
+        return _STOP if getattr(obj, "__spec__", None) is not None else _SUBJECT
     code = _CODE_OF.get(cls)
     if code is not None and id(getattr(obj, code)) in harness_codes:
         return _STOP  # a hook's generator or a lambda of pytest's runner: the common case, kept fast
@@ -755,7 +763,7 @@ def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> lis
         verdict = verdicts.get(type(root))
         if verdict is None or verdict == _DYNAMIC:
             verdict = _verdict(root, harness_codes)
-        if verdict == _STOP or (verdict == _SUBJECT and context.subjects_settled):
+        if verdict == _STOP or (verdict == _SUBJECT and context.subjects_settled) or _scratch(root):
             continue
         if verdict == _SUBJECT:
             # a logger getLogger() registered is the registry's; what a test hangs on it is forced in
@@ -835,6 +843,14 @@ def _is_harness(obj: Any, harness_codes: frozenset[int]) -> bool:
     if verdict is None or verdict == _DYNAMIC:
         verdict = _verdict(obj, harness_codes)
     return verdict == _STOP and not _is_weak(obj)
+
+
+def _scratch(root: Any) -> bool:
+    """An empty list or dict, or a list of empty strings: a C object's scratch buffer, not worth a walk."""
+    kind = type(root)
+    if kind is list:
+        return not root or all(type(value) is str and not value for value in root)
+    return kind is dict and not root
 
 
 def _weightless(value: Any) -> bool:

@@ -47,8 +47,8 @@ def by_holder(holder: Any) -> Retention:
     kind = type(holder)
     if kind is list or kind is set:
         return GROWS
-    if kind is collections.deque and holder.maxlen is None:
-        return GROWS
+    if kind is collections.deque:
+        return GROWS if holder.maxlen is None else ONCE  # a bounded buffer evicts what it kept
     return UNSETTLED
 
 

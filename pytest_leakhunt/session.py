@@ -303,6 +303,7 @@ class LeakHunt:
 
     def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:
         survivors = census.Survivors()
+        held_at = len(self._held_at)
         try:
             running, owned = resources.running(survivors.objs, policy.resources, survivors.types) if policy.resources else ([], set())
             found, more = self._census(item, policy, survivors, owned)
@@ -310,15 +311,23 @@ class LeakHunt:
                 return found, more
             return [*resources.without_thread_waits(found, running), *running], more
         finally:
-            self._forget_new(survivors)
+            self._forget_new(survivors, held_at)
             survivors.close()
 
-    def _forget_new(self, survivors: census.Survivors) -> None:
-        """No cache of the session keeps an object the checked test made (a Mock's class, a new plugin list)."""
-        resources.forget_types(census.forget_new_types(survivors.objs))
-        index = survivors.index if self._shared or self._held_at else {}
-        if self._shared and not index.keys().isdisjoint(map(id, self._shared)):
-            self._shared = [h for h in self._shared if id(h) not in index]  # in place of the key: keep the order
+    def _forget_new(self, survivors: census.Survivors, held_at: int) -> None:
+        """No cache of the session keeps an object the checked test made (a Mock's class, a new plugin list).
+
+        The holder caches can only have taken such objects in when this check
+        rebuilt them (shared holders) or added to them (*held_at*: their length before).
+        """
+        if any(issubclass(cls, type) for cls in survivors.types):
+            resources.forget_types(census.forget_new_types(survivors.objs))
+        rebuilt = self._shared is not None and self._shared_checked == self._checks
+        if not rebuilt and len(self._held_at) == held_at:
+            return
+        index = survivors.index
+        if rebuilt and self._shared and not index.keys().isdisjoint(map(id, self._shared)):
+            self._shared = [h for h in self._shared if id(h) not in index]  # a list, not None: None rebuilds
         self._held_at[:] = [(attrs, name) for attrs, name in self._held_at if id(attrs) not in index]
 
     def _census(
@@ -550,7 +559,16 @@ class LeakHunt:
                 chain = chains.get(anchor) or [objs[anchor]]
                 segments = retainers.describe_chain(chain, ignore=[objs])
                 holder = chain[-2] if len(chain) >= 2 else None
-                retention, earlier = self._retention(item, chain, segments, type_name, objs[first])
+                if _RUNTIME_CACHE in segments:
+                    pending = pending[1:]  # the warnings module's per-module registry: a first-use cache
+                    continue
+                # the object the leak is named after: the group's principal, or what a name-bound dict keeps
+                shown = _inside_slot_dict(survivors, first, segments)
+                if shown is None:
+                    shown, shown_type = first, type_name
+                else:
+                    shown_type = census.qualified_type(objs[shown])
+                retention, earlier = self._retention(item, chain, segments, shown_type, objs[shown])
                 picture = chain if self.settings.snapshot_dir else None
                 del chain
                 group = [first]
@@ -565,13 +583,13 @@ class LeakHunt:
                 if picture is not None:
                     drawn.append((picture, closure))
                 del picture
-                representative = objs[first]
+                representative = objs[shown]
                 tracked = self._tracked.get(id(representative))
                 if tracked is not None:
                     self._tracked_reported.add(id(representative))
                 leaks.append(
                     Leak(
-                        type=type_name,
+                        type=shown_type,
                         count=len(group),
                         shallow_bytes=retainers.shallow_size(representative),
                         retained_bytes=retainers.retained_size(objs[j] for j in closure),
@@ -986,6 +1004,32 @@ def _outermost(survivors: census.Survivors, candidates: list[int], harness_codes
             kept.append(i)
             covered |= closures[i]
     return sorted(kept)
+
+
+def _inside_slot_dict(survivors: census.Survivors, first: int, segments: tuple[str, ...]) -> int | None:
+    """For a plain dict bound to a name (a global, an attribute) and holding new values: its newest such value.
+
+    A dict of plain values is not tracked by the collector until a container
+    goes in, so a long-lived ``CONFIG = {}`` looks new the first time a test
+    stores a list in it. What the test left is the value, not the dict:
+    naming it gives the leak its real type, and lets a second run tell a
+    value replaced under the same key from one added.
+    """
+    root = survivors.objs[first]
+    if type(root) is not dict or not segments or not _names_a_slot(segments):
+        return None
+    index = survivors.index
+    inside = [index[id(value)] for value in list(root.values()) if index.get(id(value), -1) >= 0]
+    return inside[-1] if inside else None
+
+
+#: A global that the runtime makes and fills on first use in any module (``warnings``' registry of shown warnings).
+_RUNTIME_CACHE = "__warningregistry__"
+
+
+def _names_a_slot(segments: tuple[str, ...]) -> bool:
+    """Whether a chain ends at a name: a global, an attribute, a ``threading.local``'s attributes."""
+    return segments[-1][:1].isidentifier() or "<_local>" in segments[-2:]
 
 
 def _principal(survivors: census.Survivors, i: int, harness_codes: frozenset[int]) -> int:

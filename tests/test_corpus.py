@@ -1,11 +1,17 @@
-"""Precision and recall on the corpus: every case in a fresh interpreter (runpytest_subprocess)."""
+"""Precision and recall on the corpus: every case in a fresh interpreter (runpytest_subprocess).
+
+The parametrized tests are the measure (a single test re-running the whole corpus would double the time):
+recall = leaking cases reported / len(LEAKING), i.e. LEAKING minus the "MISSED" failures;
+precision = correctly reported tests / all reported tests, i.e. passing leaking cases over leaking cases
+reported (passes and "WRONG BLAME" failures) plus "FALSE POSITIVE" failures of CLEAN and RETAINED_ONCE cases.
+"""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from corpus import APP, CLEAN, EXPECTED_FAILURES, LEAKING, Case
+from corpus import APP, CLEAN, EXPECTED_FAILURES, LEAKING, RETAINED_ONCE, Case
 
 
 def _run(pytester: pytest.Pytester, case: Case) -> tuple[pytest.RunResult, dict]:
@@ -15,35 +21,68 @@ def _run(pytester: pytest.Pytester, case: Case) -> tuple[pytest.RunResult, dict]
     return result, report
 
 
-#: Slots every run overwrites: retained once, listed and not failed (they do not grow).
-RETAINED_ONCE = frozenset(
-    {"module_dict", "ordered_dict_cache", "nested_containers", "setattr_on_module", "copyreg_registration",
-     "excepthook_replaced", "leak_in_fixture_teardown"}
-)
+def _blamed(case: Case, leaks: list[dict]) -> list[str]:
+    """What the report says of each leak: type, holder chain, root type; the case's own module name left out
+    (``test_self_referencing_list`` would otherwise mention ``list`` whatever leaked)."""
+    texts = [leak["type"] + " " + " ".join(leak["retained_by"]) + " " + (leak.get("root_type") or "") for leak in leaks]
+    return [text.replace(f"test_{case.name}", "") for text in texts]
 
 
-@pytest.mark.parametrize("case", LEAKING, ids=[c.name for c in LEAKING])
+def _said(result: pytest.RunResult) -> str:
+    return "\n".join(line for line in result.stdout.lines if "held by" in line or "LEAKED" in line or "retained once" in line)
+
+
+#: Leaks the check is known to miss, with why (README "Known limits"). Strict: a fix makes them fail here,
+#: so that they move back to the measured cases. They count as misses in recall.
+KNOWN_MISSES = {
+    "bytearray_buffers": "a bytearray holds no references, so the collector does not track it: invisible to the census",
+    "contextvar_list_set_at_import": "values of a ContextVar live in the thread's context, which no object references",
+    "session_fixture_bus_dict": "a broader-scope fixture's value made by this test's setup counts as pytest's",
+    "session_fixture_listener_list": "a broader-scope fixture's value made by this test's setup counts as pytest's",
+    "module_fixture_list_appended": "a broader-scope fixture's value made by this test's setup counts as pytest's",
+    "session_fixture_first_use": "a broader-scope fixture's value made by this test's setup counts as pytest's",
+}
+
+
+def _params(cases: tuple[Case, ...], known: dict[str, str]) -> list[object]:
+    return [
+        pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=known[c.name])] if c.name in known else [])
+        for c in cases
+    ]
+
+
+@pytest.mark.parametrize("case", _params(LEAKING, KNOWN_MISSES))
 def test_leaking_case_is_reported(pytester: pytest.Pytester, case: Case) -> None:
     result, report = _run(pytester, case)
-    if case.name in RETAINED_ONCE:
-        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-        assert report["tests"] == [] and report["retained_once"], json.dumps(report, indent=1)
-        assert any(case.blame in entry["type"] + " ".join(entry["retained_by"]) for entry in report["retained_once"])
-        return
+    assert report["tests"], f"MISSED: {case.name}\n{result.stdout.str()}"
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     assert report["summary"]["tests_leaking"] == 1
     (test,) = report["tests"]
-    blamed = [leak["type"] + " " + " ".join(leak["retained_by"]) + " " + leak.get("root_type", "") for leak in test["leaks"]]
-    assert any(case.blame in text for text in blamed), blamed
+    blamed = _blamed(case, test["leaks"])
+    assert any(case.blame in text for text in blamed), f"WRONG BLAME: {case.name} wants {case.blame!r}\n{_said(result)}"
     # an object is shown with who holds it; a thread, task or process with what it is still doing
     said = "*held by:*" if any(leak["kind"] in ("object", "tracked") for leak in test["leaks"]) else "*still running after teardown*"
     result.stdout.fnmatch_lines(["*LEAKS*", said, "*1 leaked*"])
 
 
+@pytest.mark.parametrize("case", RETAINED_ONCE, ids=[c.name for c in RETAINED_ONCE])
+def test_retained_once_case_is_listed_not_failed(pytester: pytest.Pytester, case: Case) -> None:
+    result, report = _run(pytester, case)
+    assert report["tests"] == [], f"FALSE POSITIVE: {case.name}\n{_said(result)}"
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    nodeid = f"test_{case.name}.py::test_it"
+    listed = [entry for entry in report["retained_once"] if entry["nodeid"] == nodeid]
+    assert listed, json.dumps(report, indent=1)
+    assert all(entry["retention"] == "once" for entry in listed)
+    if case.blame:
+        assert any(case.blame in text for text in _blamed(case, listed)), f"WRONG BLAME: {case.name}\n{_said(result)}"
+    result.stdout.fnmatch_lines([f"*retained once {nodeid}*"])
+
+
 @pytest.mark.parametrize("case", CLEAN, ids=[c.name for c in CLEAN])
 def test_clean_case_is_not_reported(pytester: pytest.Pytester, case: Case) -> None:
     result, report = _run(pytester, case)
-    assert report["tests"] == [], json.dumps(report["tests"], indent=1)
+    assert report["tests"] == [], f"FALSE POSITIVE: {case.name}\n{_said(result)}"
     assert report["summary"]["tests_checked"] == 1
     expected = pytest.ExitCode.TESTS_FAILED if case.name in EXPECTED_FAILURES else pytest.ExitCode.OK
     assert result.ret == expected, result.stdout.str()
@@ -51,5 +90,7 @@ def test_clean_case_is_not_reported(pytester: pytest.Pytester, case: Case) -> No
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(LEAKING) >= 25 and len(CLEAN) >= 25
-    assert len({c.name for c in LEAKING + CLEAN}) == len(LEAKING) + len(CLEAN)
+    assert len(LEAKING) >= 65 and len(CLEAN) >= 93 and len(RETAINED_ONCE) >= 7
+    names = [c.name for c in LEAKING + CLEAN + RETAINED_ONCE]
+    assert len(set(names)) == len(names)
+    assert all(c.blame for c in LEAKING) and not any(c.blame for c in CLEAN)
