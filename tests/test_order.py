@@ -51,6 +51,7 @@ LEAKING = {"test_a_leaks_a_handler", "test_c_fills_a_shared_bucket", "test_d_fil
 
 def _leaked(pytester: pytest.Pytester, *args: str) -> tuple[set[str], dict[str, str]]:
     result = pytester.runpytest_subprocess("--detect-leaks", "--leaks-report=out.json", *args)
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), result.stdout.str()
     data = json.loads((pytester.path / "out.json").read_text())
     names = {test["nodeid"].split("::")[1] for test in data["tests"]}
     prints = {test["nodeid"].split("::")[1]: test["leaks"][0]["fingerprint"] for test in data["tests"]}
