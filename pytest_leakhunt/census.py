@@ -507,6 +507,11 @@ def _verdict(obj: Any, harness_codes: frozenset[int]) -> int:
     return _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
 
 
+def own_caches() -> list[Any]:
+    """This module's caches keyed by type: references from them are ours, never a reason to report."""
+    return [_TYPE_VERDICT, _SETTLED_TYPES, _SUBJECT_TYPES]
+
+
 def forget_new_types(objs: list[Any]) -> list[type]:
     """Drop the verdicts of classes made during the check window: no cache of ours keeps a test's class alive.
 

@@ -108,11 +108,12 @@ class Probe:
     ``close`` drops every object.
     """
 
-    #: (fingerprint, holder root, direct holder, root object, leaked object) per unsettled leak
-    entries: list[tuple[str, str, Any, Any, Any]] = field(default_factory=list)
+    #: (fingerprint, holder root, direct holder, root object, leaked object, fresh) per unsettled leak;
+    #: fresh: the root is a broader-scope fixture's value made by this very test, which stays whatever it did
+    entries: list[tuple[str, str, Any, Any, Any, bool]] = field(default_factory=list)
 
-    def add(self, fingerprint: str, root_name: str, holder: Any, root: Any, leaked: Any) -> None:
-        self.entries.append((fingerprint, root_name, holder, root, leaked))
+    def add(self, fingerprint: str, root_name: str, holder: Any, root: Any, leaked: Any, fresh: bool = False) -> None:
+        self.entries.append((fingerprint, root_name, holder, root, leaked, fresh))
 
     def verdicts(self, again: list[Leak], holds: Any) -> dict[str, Retention]:
         """Per fingerprint: grows when the first object is still held and the second run left some under it.
@@ -129,6 +130,11 @@ class Probe:
             if holder is None:  # held by C state: the same kind left again, and the first one still held
                 kept = _held_elsewhere(entry)
                 grew = qualified_type(entry[4]) in orphans_again
+            elif entry[5]:  # the fixture's value stays anyway: only an element the second run added is growth
+                kept = True
+                grew = any(
+                    same_holder(root_name, other) and leak.retention == GROWS for leak, other in zip(again, roots_again)
+                )
             else:
                 kept = _holds(holds, holder, entry[3]) and (entry[4] is entry[3] or _reaches(entry[3], entry[4]))
                 grew = any(same_holder(root_name, other) for other in roots_again)
@@ -137,6 +143,9 @@ class Probe:
             else:
                 out.setdefault(fingerprint, ONCE)
         return out
+
+    def by_fingerprint(self) -> dict[str, tuple[str, str, Any, Any, Any, bool]]:
+        return {entry[0]: entry for entry in self.entries}
 
     def close(self) -> None:
         self.entries.clear()
@@ -150,7 +159,7 @@ def _holds(holds: Any, holder: Any, obj: Any) -> bool:
     return attrs is not None and holds(attrs, obj)
 
 
-def _held_elsewhere(entry: tuple[str, str, Any, Any, Any]) -> bool:
+def _held_elsewhere(entry: tuple[str, str, Any, Any, Any, bool]) -> bool:
     """Whether the root of a probe entry has references beyond the entry's own (and this frame's)."""
     root = entry[3]
     ours = 3 + (entry[4] is root)  # the entry's one or two slots, *root* here, getrefcount's argument
@@ -193,7 +202,13 @@ def _with(leak: Leak, retention: Retention, attributed_to: str | None = None) ->
     return dataclasses.replace(leak, retention=retention, attributed_to=attributed_to)
 
 
-def settle(leak: Leak, verdicts: dict[str, Retention]) -> Leak:
+def shown_again(entry: tuple[str, str, Any, Any, Any, bool], again: list[Leak]) -> Leak | None:
+    """The second run's leak under the same holder as a probe entry: what each run adds."""
+    root_name = entry[1]
+    return next((leak for leak in again if same_holder(root_name, holder_root(leak.retained_by))), None)
+
+
+def settle(leak: Leak, verdicts: dict[str, Retention], shown: dict[str, Leak | None] | None = None) -> Leak:
     """An unsettled leak with the verdict its second run gave.
 
     Without one (the test failed anyway, or another plugin ran its protocol),
@@ -204,7 +219,11 @@ def settle(leak: Leak, verdicts: dict[str, Retention]) -> Leak:
     if leak.retention != UNSETTLED:
         return leak
     default = GROWS if holder_root(leak.retained_by) else ONCE
-    return _with(leak, verdicts.get(leak.fingerprint or "", default))
+    retention = verdicts.get(leak.fingerprint or "", default)
+    again = (shown or {}).get(leak.fingerprint or "")
+    if retention == GROWS and again is not None:
+        return _with(again, GROWS)
+    return _with(leak, retention)
 
 
 def attributed(leak: Leak, nodeid: str) -> Leak:

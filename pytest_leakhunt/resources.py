@@ -64,6 +64,11 @@ _BASES = {
 
 #: Which finder cares about instances of a type, judged once per type (a base's module is imported before
 #: any instance exists, so a type judged before that import has no instance of interest either).
+def own_caches() -> list[Any]:
+    """The kind cache, keyed by type (see ``census.own_caches``)."""
+    return [_KIND_OF, _OF_SOME_KIND]
+
+
 def forget_types(classes: list[type]) -> None:
     """Drop classes made during a test from the kind cache (see ``census.forget_new_types``)."""
     for cls in classes:

@@ -533,6 +533,9 @@ def describe_chain(chain: list[Any], ignore: Iterable[Any] = ()) -> tuple[str, .
     if len(chain) >= 2 and isinstance(chain[0], types.ModuleType):
         segments = [chain[0].__name__]
         namespaces = {id(vars(chain[0]))}
+    elif len(chain) >= 2 and type(chain[0]).__name__ == "FixtureDef" and isinstance(getattr(chain[0], "argname", None), str):
+        segments = [f"fixture:{chain[0].argname}"]  # the value of a fixture of broader scope
+        namespaces = set()
     elif len(chain) >= 2 and is_harness_module(type(chain[0]).__module__):
         segments = [f"<pytest {type(chain[0]).__name__}>"]  # a parametrized value or fixture pytest keeps
         namespaces = set()

@@ -71,10 +71,14 @@ class LeakHunt:
         #: inside that second run: its leaks are compared, not judged
         self._probing = False
         self._settled = growth.Settled()
+        #: per check: by fingerprint, the leak a second run showed growing
+        self._grown: dict[str, Leak | None] = {}
         self._earlier = growth.EarlierLeaks()
         #: per check: ids of the objects the test's leak_tracker watches and that are alive -> tracked name,
         #: and those the census already reported
         self._tracked: dict[int, str] = {}
+        #: per check: fixture definitions of broader scope whose cached value this test's setup made
+        self._fresh_fixtures: list[Any] = []
         self._tracked_reported: set[int] = set()
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
@@ -191,9 +195,10 @@ class LeakHunt:
                 and not any(leak.retention == growth.GROWS for leak in leaks)  # it fails anyway: no second run
             ):
                 self._second_run(item, nextitem, probe)
-            leaks = [growth.settle(leak, self._settled.verdicts) for leak in leaks]
+            leaks = [growth.settle(leak, self._settled.verdicts, self._grown) for leak in leaks]
         finally:
             probe.close()
+            self._grown = {}
         failing = tuple(leak for leak in leaks if leak.retention == growth.GROWS)
         kept = tuple(leak for leak in leaks if leak.retention != growth.GROWS)
         if not failing and not kept and not verdict.error:
@@ -213,7 +218,9 @@ class LeakHunt:
         leaks = list(again.leaks) if again is not None else []
         verdicts = probe.verdicts(leaks, retainers.holds)
         self._settled.verdicts.update(verdicts)
-        for fingerprint, _, _, root, leaked in probe.entries:
+        # what grows is best shown by what the second run added: the first run also made the holder
+        self._grown = {fp: growth.shown_again(entry, leaks) for fp, entry in probe.by_fingerprint().items() if verdicts.get(fp) == growth.GROWS}
+        for fingerprint, _, _, root, leaked, _ in probe.entries:
             if verdicts.get(fingerprint) == growth.GROWS:
                 self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
         root = leaked = None
@@ -343,10 +350,13 @@ class LeakHunt:
             self._held_at.clear()  # plugins or registries changed since these were remembered
             self._held_at_key = key
         codes = self._hook_codes()
+        self._fresh_fixtures = _fresh_fixtures(item, survivors) if self._unwound else []
         rest, remembered = census.unaccounted(survivors, codes, policy.ignore_types, self._held_at)
         builtin = self._unwound
         if not rest and not builtin:
             return [], 0  # no subject survived, and at a teardown report builtin roots are not judged
+        if self._fresh_fixtures:
+            rest, remembered = list(rest) or [], False  # the quick verdict trusts fixture holders: not these
         context = census.Context(
             holders=lambda: list(self._holders(item)),
             shared=self._shared_holders,
@@ -411,9 +421,11 @@ class LeakHunt:
                 yield entry
                 if isinstance(entry, tuple) and entry:
                     yield entry[0]
-        fixtureinfo = getattr(item, "_fixtureinfo", None)
-        for defs in getattr(fixtureinfo, "name2fixturedefs", {}).values():
-            yield from defs
+        fresh = self._fresh_fixtures
+        for defs in _fixturedefs(item):
+            yield from (fixturedef for fixturedef in defs if fixturedef not in fresh)
+        yield from census.own_caches()  # classes the test made are in them until the check ends
+        yield from resources.own_caches()
         warnings_mod = __import__("warnings")
         log = getattr(getattr(warnings_mod, "_showwarnmsg_impl", None), "__self__", None)
         if isinstance(log, list):
@@ -531,13 +543,15 @@ class LeakHunt:
                 new = survivors.index
                 if a in chains and id(chains[a][-2]) not in registries and not any(id(x) in new for x in chains[a][:-1]):
                     self._chains.store(chains[a], census.qualified_type(objs[a]))
-            # values of builtin types that only pytest's own state keeps are its bookkeeping (a fixture's cache)
+            # values of builtin types that only pytest's own state keeps are its bookkeeping; a broader-scope
+            # fixture's value this test's setup made is not: the test may have added to it
             for a in needed:
-                if a in chains and not isinstance(chains[a][0], types.ModuleType) and not census.is_subject(objs[a], self._harness_codes):
-                    p = next(p for p in units if anchor_of[p] == a)
-                    if not census.is_subject(objs[p], self._harness_codes):
-                        units.pop(p)
-                        by_type = {t: [q for q in ps if q != p] for t, ps in by_type.items()}
+                if a not in chains:
+                    continue
+                p = next(p for p in units if anchor_of[p] == a)
+                if _pytest_keeps(chains[a], census.is_subject(objs[p], self._harness_codes)):
+                    units.pop(p)
+                    by_type = {t: [q for q in ps if q != p] for t, ps in by_type.items()}
             orphans = [a for a in needed if a not in chains]
             if orphans:
                 # no module reaches them: perhaps only old garbage does, which a full collection frees
@@ -619,7 +633,8 @@ class LeakHunt:
         retention = growth.by_holder(holder) if holder is not None else growth.UNSETTLED
         if retention == growth.UNSETTLED and not self._probing:
             draft = Leak(type=type_name, count=1, shallow_bytes=0, retained_bytes=0, retained_by=segments)
-            self._probe.add(hints.fingerprint(draft), growth.holder_root(segments), holder, chain[-1], leaked)
+            fresh = any(chain[0] is fixturedef for fixturedef in self._fresh_fixtures)
+            self._probe.add(hints.fingerprint(draft), growth.holder_root(segments), holder, chain[-1], leaked, fresh)
         return retention, None
 
     def _find_chains(
@@ -632,7 +647,7 @@ class LeakHunt:
     ) -> list[list[Any]]:
         """``retainers.find_chains`` with what the session knows about where this test's objects can be held."""
         # pytest state known to be alive: a chain ending there is not an orphan
-        live = [*context.holders(), getattr(item, "callspec", None), item.session, item.config]
+        live = [*context.holders(), *self._fresh_fixtures, getattr(item, "callspec", None), item.session, item.config]
         # where a test most often keeps things: its module's globals and its parameters, searched first
         module = getattr(item, "module", None)
         near = [x for x in (module, getattr(item, "callspec", None)) if x is not None]
@@ -748,6 +763,54 @@ class StatusHooks:
         if report.outcome != "failed" or report.when != "teardown":
             return None
         return ("leaked", "L", ("LEAKED", {"red": True})) if failed_by_leak(report) else None
+
+
+def _fixturedefs(item: pytest.Item) -> Iterator[Any]:
+    """The fixture definitions the item uses, per name (the active one last)."""
+    fixtureinfo = getattr(item, "_fixtureinfo", None)
+    yield from getattr(fixtureinfo, "name2fixturedefs", {}).values()
+
+
+def _pytest_keeps(chain: list[Any], subject: bool) -> bool:
+    """Whether a chain is pytest's bookkeeping: builtin values under pytest state, or a fixture's own finalizers.
+
+    A subject pytest keeps is a leak (hung on a parameter); a fixture of
+    broader scope counts through its value only.
+    """
+    top = chain[0]
+    if isinstance(top, types.ModuleType):
+        return False
+    if _user_fixture(top):  # through its value: the first link, or the second after its attribute dict
+        value = getattr(top, "cached_result", None)
+        return not any(link is value for link in chain[1:3])
+    return not subject
+
+
+def _user_fixture(obj: Any) -> bool:
+    """A fixture definition of broader scope that the suite wrote: its value is program state between tests."""
+    if type(obj).__name__ != "FixtureDef" or getattr(obj, "scope", "function") == "function":
+        return False
+    code = getattr(getattr(obj, "func", None), "__code__", None)
+    return code is not None and retainers.is_user_file(code.co_filename)  # not pytest's or a plugin's
+
+
+def _fresh_fixtures(item: pytest.Item, survivors: census.Survivors) -> list[Any]:
+    """Fixtures of broader scope whose value this test's setup made: what the test adds to it is its own.
+
+    Their value is still held after the test (for the tests that follow), so
+    it is judged like program state rather than as pytest's.
+    """
+    fresh = []
+    index = None
+    for defs in _fixturedefs(item):
+        fixturedef = defs[-1] if defs else None
+        cached = getattr(fixturedef, "cached_result", None)
+        if cached is None or not _user_fixture(fixturedef):
+            continue
+        index = survivors.index if index is None else index
+        if id(cached) in index:
+            fresh.append(fixturedef)
+    return fresh
 
 
 def _rerun_owns(item: pytest.Item, count: Callable[[pytest.Item], int | None] | None) -> bool:
@@ -1016,9 +1079,12 @@ def _inside_slot_dict(survivors: census.Survivors, first: int, segments: tuple[s
     value replaced under the same key from one added.
     """
     root = survivors.objs[first]
+    index = survivors.index
+    if type(root) is tuple and segments and segments[-1] == "cached_result" and root:
+        value = index.get(id(root[0]), -1)  # a fixture's (value, key, exception): the value
+        return value if value >= 0 else None
     if type(root) is not dict or not segments or not _names_a_slot(segments):
         return None
-    index = survivors.index
     inside = [index[id(value)] for value in list(root.values()) if index.get(id(value), -1) >= 0]
     return inside[-1] if inside else None
 

@@ -297,8 +297,8 @@ LEAKING: tuple[Case, ...] = (
                 received = []
                 subscribe("order.created", received.append)
         """),
-        # the first run's new root is the bucket setdefault made; it holds the bound append every run adds
-        "list",
+        # what a second run adds: the bound append (the first run also made the bucket)
+        "builtin_function_or_method",
     ),
     Case(
         "bound_dict_update_in_app_listeners",
@@ -329,7 +329,7 @@ LEAKING: tuple[Case, ...] = (
                 BUCKETS["hits"].append({"path": "/a", "status": [200]})
         """),
         # the report names the bucket the first run made, which holds what every run appends
-        "list",
+        "dict",
     ),
     Case(
         "set_of_frozensets",
@@ -450,6 +450,8 @@ LEAKING: tuple[Case, ...] = (
             def test_it(bus):
                 seen = []
                 bus.setdefault("ready", []).append(seen.append)
+            def test_later(bus):  # keeps the session fixture alive past test_it, as a suite does
+                assert "ready" in bus
         """),
         "builtin_function_or_method",
     ),
@@ -463,6 +465,8 @@ LEAKING: tuple[Case, ...] = (
             def test_it(listeners):
                 got = []
                 listeners.append(got.append)
+            def test_later(listeners):
+                assert listeners
         """),
         "builtin_function_or_method",
     ),
@@ -475,6 +479,8 @@ LEAKING: tuple[Case, ...] = (
                 return []
             def test_it(journal):
                 journal.append({"entry": [1]})
+            def test_later(journal):
+                assert journal
         """),
         "dict",
     ),
@@ -598,7 +604,8 @@ LEAKING: tuple[Case, ...] = (
     # appended to a session fixture's object: running the test again (the fixture cached) appends again
     Case(
         "session_fixture_first_use",
-        "import pytest, corpusapp\n@pytest.fixture(scope='session')\ndef shared():\n    yield corpusapp.Service()\ndef test_it(shared):\n    shared.history.append(corpusapp.Order())\n",
+        "import pytest, corpusapp\n@pytest.fixture(scope='session')\ndef shared():\n    yield corpusapp.Service()\ndef test_it(shared):\n    shared.history.append(corpusapp.Order())\n"
+        "def test_later(shared):\n    assert shared.history\n",
         "corpusapp.Order",
     ),
     Case(

@@ -37,10 +37,6 @@ def _said(result: pytest.RunResult) -> str:
 KNOWN_MISSES = {
     "bytearray_buffers": "a bytearray holds no references, so the collector does not track it: invisible to the census",
     "contextvar_list_set_at_import": "values of a ContextVar live in the thread's context, which no object references",
-    "session_fixture_bus_dict": "a broader-scope fixture's value made by this test's setup counts as pytest's",
-    "session_fixture_listener_list": "a broader-scope fixture's value made by this test's setup counts as pytest's",
-    "module_fixture_list_appended": "a broader-scope fixture's value made by this test's setup counts as pytest's",
-    "session_fixture_first_use": "a broader-scope fixture's value made by this test's setup counts as pytest's",
 }
 
 

@@ -255,7 +255,7 @@ def test_window_covers_function_fixture_setup_and_teardown(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["*FromSetup x1*", "*FromTeardown x1*"])
 
 
-def test_module_fixture_value_is_not_a_leak_but_what_tests_add_to_it_is(pytester: pytest.Pytester) -> None:
+def test_what_a_test_adds_to_a_broader_fixture_is_a_leak_the_value_itself_is_not(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -266,14 +266,17 @@ def test_module_fixture_value_is_not_a_leak_but_what_tests_add_to_it_is(pytester
         def shared():
             return [Item()]
         def test_first(shared):
-            shared.append(Item())   # belongs to the fixture, torn down with the module
+            shared.append(Item())   # the value outlives the test: one more on every run
         def test_second(shared):
             GLOBAL.append(Item())   # program state: a leak
+        def test_third(shared):
+            assert shared           # uses the value, adds nothing
         """
     )
-    result = pytester.runpytest("--detect-leaks", "-v")
-    result.stdout.fnmatch_lines(["*::test_first PASSED*", "*::test_second LEAKED*"])
-    assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
+    result = pytester.runpytest("--detect-leaks", "-v", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(["*::test_first LEAKED*", "*::test_second LEAKED*", "*::test_third PASSED*"])
+    result.stdout.fnmatch_lines(["*held by: fixture:shared.cached_result[[]0[]][[]*[]] -> *Item"])
+    assert result.parseoutcomes() == {"passed": 3, "leaked": 2}
 
 
 def test_chain_starts_at_the_module_that_owns_the_global(pytester: pytest.Pytester) -> None:
