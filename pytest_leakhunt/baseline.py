@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from pytest_leakhunt import artifacts
+
 FORMAT_VERSION = 1
 
 
@@ -46,6 +48,4 @@ def write(path: str, entries: dict[str, Entry]) -> None:
             for e in sorted(entries.values(), key=lambda e: (e.nodeid, e.fingerprint))
         ],
     }
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
+    artifacts.write_text(path, json.dumps(data, indent=2) + "\n")  # whole or not at all

@@ -20,6 +20,8 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
+from pytest_leakhunt.artifacts import write_text
+
 #: V8's node and edge type tables; we use a few of each.
 NODE_TYPES = [
     "hidden", "array", "string", "object", "code", "closure", "regexp", "number", "native",
@@ -124,11 +126,9 @@ class Snapshot:
         }
 
     def write(self, path: str) -> str:
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        text = json.dumps(self.to_json(), separators=(",", ":"))  # one shot: the C encoder, several times faster
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        """Write the file whole (``artifacts.write_text``), making missing directories; raises OSError."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_text(path, json.dumps(self.to_json(), separators=(",", ":")))  # one shot: the C encoder, several times faster
         self._index.clear()
         return path
 
