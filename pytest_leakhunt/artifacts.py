@@ -1,8 +1,10 @@
-"""The plugin's files, written whole: a reader sees the old file or the whole new one, never a part.
+"""The plugin's files: written whole, and never worth a verdict.
 
-Every output (JSON report, HTML page, baseline, heap snapshots) is written
-under a temporary name in its own directory and renamed over the old one, so
-an interrupted run never leaves a truncated file behind.
+Every output (JSON report, HTML page, baseline, heap snapshots) goes through
+here. A file is written under a temporary name in its own directory and
+renamed over the old one, so a reader sees the old file or the whole new one,
+never a part. An error while writing is one line in the terminal summary,
+never a traceback in place of the verdicts and the summary.
 """
 
 from __future__ import annotations
@@ -10,9 +12,55 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
 
+import pytest
+
+_PLUGIN_NAME = "leakhunt-artifacts"
 #: marks our temporary files, so an error about one is not shown with its made-up name
 _TEMP_MARK = ".leakhunt-"
+#: a session that ended this way did not run to the end: its session-level files are not written
+_INCOMPLETE = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One sort of output: what users call it, and whether a run that could not write it fails."""
+
+    label: str
+    #: read by CI after the run: a missing or stale one must not pass unnoticed
+    required: bool
+
+
+REPORT = Kind("JSON report", required=True)
+HTML = Kind("HTML report", required=True)
+BASELINE = Kind("baseline", required=True)
+SNAPSHOT = Kind("heap snapshot", required=False)
+_KINDS = {kind.label: kind for kind in (REPORT, HTML, BASELINE, SNAPSHOT)}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first file of one kind that could not be written, and how many failed."""
+
+    kind: Kind
+    path: str
+    reason: str
+    count: int = 1
+
+    def line(self) -> str:
+        severity = "error" if self.kind.required else "warning"
+        if self.count == 1:
+            return f"leakhunt: {severity}: could not write the {self.kind.label} {self.path!r}: {self.reason}"
+        return (
+            f"leakhunt: {severity}: could not write {self.count} {self.kind.label}s, "
+            f"the first {self.path!r}: {self.reason}"
+        )
+
+
+# -- writing -------------------------------------------------------------------
 
 
 def write_text(path: str, text: str) -> None:
@@ -51,3 +99,135 @@ def _create_temp(directory: str, name: str) -> tuple[int, str]:
             continue
     raise FileExistsError(f"no free temporary name in {directory!r}")
 
+
+def reason(exc: BaseException) -> str:
+    """One line for a failed write, without Python internals or our temporary file's name."""
+    if isinstance(exc, OSError) and exc.strerror:
+        named = exc.filename if isinstance(exc.filename, str) and _TEMP_MARK not in exc.filename else None
+        return f"{exc.strerror}: {named!r}" if named else exc.strerror
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Artifacts:
+    """The outputs of one process: written through here, failures kept as one line each for the summary.
+
+    Registered as a plugin when some output is asked for. A file written
+    during the run (a heap snapshot) that would replace an older one is kept
+    aside until the session completes: an interrupted run adds files but
+    changes none. An xdist worker sends its failures to the controller.
+    """
+
+    def __init__(self) -> None:
+        #: by kind: the first failure and a count
+        self.problems: dict[str, Problem] = {}
+        #: files not written because the run did not complete
+        self.skipped: list[tuple[Kind, str]] = []
+        #: (kind, written aside, path it replaces once the run completes)
+        self.staged: list[tuple[Kind, str, str]] = []
+
+    def write(self, kind: Kind, path: str, write: Callable[[str], object], replace_at_end: bool = False) -> bool:
+        """Call ``write(path)``; an error becomes a line of the summary, never a traceback or a lost verdict.
+
+        With *replace_at_end*, an existing *path* is only replaced when the session completes.
+        """
+        target = _staged_name(path) if replace_at_end and os.path.lexists(path) else path
+        try:
+            write(target)
+        except Exception as exc:  # noqa: BLE001 - an output is never worth the results it reports
+            self.add(Problem(kind, path, reason(exc)))
+            return False
+        if target != path:
+            self.staged.append((kind, target, path))
+        return True
+
+    def finish(self, kind: Kind, path: str, write: Callable[[str], object], exitstatus: int) -> bool:
+        """A file written at the end of the session, only if the session completed (no file changes otherwise)."""
+        if exitstatus in _INCOMPLETE:
+            self.skipped.append((kind, path))
+            return False
+        return self.write(kind, path, write)
+
+    def commit(self, exitstatus: int) -> None:
+        """Put the files kept aside in place if the session completed, else drop them."""
+        staged, self.staged = self.staged, []
+        for kind, aside, path in staged:
+            if exitstatus in _INCOMPLETE:
+                self.skipped.append((kind, path))
+                with contextlib.suppress(OSError):
+                    os.unlink(aside)
+                continue
+            try:
+                os.replace(aside, path)
+            except OSError as exc:
+                self.add(Problem(kind, path, reason(exc)))
+                with contextlib.suppress(OSError):
+                    os.unlink(aside)
+
+    def add(self, problem: Problem) -> None:
+        first = self.problems.get(problem.kind.label)
+        if first is not None:
+            problem = Problem(first.kind, first.path, first.reason, first.count + problem.count)
+        self.problems[problem.kind.label] = problem
+
+    def lines(self) -> list[str]:
+        lines = [problem.line() for problem in self.problems.values()]
+        if self.skipped:
+            by_kind: dict[Kind, list[str]] = {}
+            for kind, path in self.skipped:
+                by_kind.setdefault(kind, []).append(path)
+            parts = [
+                f"the {kind.label} {paths[0]!r}" if len(paths) == 1 else f"{len(paths)} {kind.label}s"
+                for kind, paths in by_kind.items()
+            ]
+            names = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+            verb = "was" if len(self.skipped) == 1 else "were"
+            lines.append(f"leakhunt: the run did not complete, so {names} {verb} not written; files already there are unchanged")
+        return lines
+
+    def to_json(self) -> list[list[Any]]:
+        return [[p.kind.label, p.path, p.reason, p.count] for p in self.problems.values()]
+
+    def merge_json(self, data: object) -> None:
+        """Failures an xdist worker sent; anything unexpected in *data* is ignored."""
+        for row in data if isinstance(data, list) else ():
+            if isinstance(row, list) and len(row) == 4 and row[0] in _KINDS:
+                self.add(Problem(_KINDS[row[0]], str(row[1]), str(row[2]), int(row[3])))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
+        """Files kept aside go in place before anything reports on them; after the session's own files
+        are written, a run that passed but lost a file CI reads exits 1, as a failed ``--cov-fail-under`` does."""
+        self.commit(exitstatus)
+        try:
+            return (yield)
+        finally:
+            if session.exitstatus == pytest.ExitCode.OK and any(p.kind.required for p in self.problems.values()):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(trylast=True)  # under the leakhunt summary
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for line in self.lines():
+            terminalreporter.write_line(line, **({"yellow": True} if line.startswith("leakhunt: warning") else {"red": True}))
+
+
+def _staged_name(path: str) -> str:
+    """Where a file waits for the end of the session: a hidden name beside *path*."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}{_TEMP_MARK}staged-{os.getpid()}-{os.urandom(4).hex()}")
+
+
+_KEY = pytest.StashKey[Artifacts]()
+
+
+def current(config: pytest.Config) -> Artifacts | None:
+    """The process's Artifacts if some output was asked for."""
+    return config.stash.get(_KEY, None)
+
+
+def register(config: pytest.Config) -> Artifacts:
+    """The process's Artifacts, registered on first use (at configuration, when some output is asked for)."""
+    found = config.stash.get(_KEY, None)
+    if found is None:
+        found = config.stash[_KEY] = Artifacts()
+        config.pluginmanager.register(found, _PLUGIN_NAME)
+    return found

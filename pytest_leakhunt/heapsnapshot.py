@@ -11,6 +11,7 @@ and node 0 is a synthetic root whose children are the modules, so DevTools'
 from __future__ import annotations
 
 import collections
+import errno
 import gc
 import json
 import os
@@ -127,7 +128,10 @@ class Snapshot:
 
     def write(self, path: str) -> str:
         """Write the file whole (``artifacts.write_text``), making missing directories; raises OSError."""
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        directory = os.path.dirname(os.path.abspath(path))
+        if os.path.lexists(directory) and not os.path.isdir(directory):  # makedirs would only say "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
+        os.makedirs(directory, exist_ok=True)
         write_text(path, json.dumps(self.to_json(), separators=(",", ":")))  # one shot: the C encoder, several times faster
         self._index.clear()
         return path

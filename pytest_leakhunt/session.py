@@ -247,22 +247,25 @@ class LeakHunt:
                 )
         return lines
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput"):
-            return  # a worker's findings go to the controller
-        if self.settings.report_path:
-            write_json(self.settings.report_path, self.totals, pytest.__version__)
-        if self.settings.html_path:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """The session's files, written whole and only if the run completed; a failure is a line of the summary."""
+        from pytest_leakhunt import artifacts
+
+        files = artifacts.current(self.config)  # registered at configuration when some file is asked for
+        if files is None or hasattr(self.config, "workerinput"):
+            return  # nothing to write, or a worker's findings go to the controller
+        settings, totals, version = self.settings, self.totals, pytest.__version__
+        if settings.report_path:
+            files.finish(artifacts.REPORT, settings.report_path, lambda path: write_json(path, totals, version), exitstatus)
+        if settings.html_path:
             from pytest_leakhunt import html  # only for --leaks-html
 
-            html.write(self.settings.html_path, self.totals, pytest.__version__)
-        if self.settings.baseline_update and self.settings.baseline_path:
+            files.finish(artifacts.HTML, settings.html_path, lambda path: html.write(path, totals, version), exitstatus)
+        if settings.baseline_update and settings.baseline_path:
             from pytest_leakhunt import baseline
 
-            baseline.write(
-                self.settings.baseline_path,
-                {key: baseline.Entry(key, nodeid, text) for key, (nodeid, text) in self.totals.baselined.items()},
-            )
+            entries = {key: baseline.Entry(key, nodeid, text) for key, (nodeid, text) in totals.baselined.items()}
+            files.finish(artifacts.BASELINE, settings.baseline_path, lambda path: baseline.write(path, entries), exitstatus)
 
     def pytest_unconfigure(self) -> None:
         self._earlier.clear()
@@ -653,14 +656,16 @@ class LeakHunt:
 
     def _write_snapshot(self, nodeid: str, drawn: list[tuple[list[Any], set[int]]], objs: list[Any]) -> None:
         """The leaked objects of this test, their references among themselves, and their chains from modules."""
-        from pytest_leakhunt import heapsnapshot  # only for --leaks-snapshot-dir
+        from pytest_leakhunt import artifacts, heapsnapshot  # only for --leaks-snapshot-dir
 
         snapshot = heapsnapshot.Snapshot()
         for chain, closure in drawn:
             heapsnapshot.add_chain(snapshot, chain)
             heapsnapshot.add_objects(snapshot, [objs[j] for j in closure])
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_") + ".heapsnapshot"
-        snapshot.write(os.path.join(str(self.settings.snapshot_dir), name))
+        path = os.path.join(str(self.settings.snapshot_dir), name)
+        # a snapshot that cannot be written is one warning at the end, never this test's verdict
+        artifacts.register(self.config).write(artifacts.SNAPSHOT, path, snapshot.write, replace_at_end=True)
 
     def repeat_runs(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int) -> Leak | None:
         """One warm-up and *runs* measured runs of the whole protocol, reports discarded."""
