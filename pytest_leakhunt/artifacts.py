@@ -1,10 +1,11 @@
-"""The plugin's files: written whole, and never worth a verdict.
+"""The plugin's files: checked before the run, written whole, and never worth a verdict.
 
 Every output (JSON report, HTML page, baseline, heap snapshots) goes through
-here. A file is written under a temporary name in its own directory and
-renamed over the old one, so a reader sees the old file or the whole new one,
-never a part. An error while writing is one line in the terminal summary,
-never a traceback in place of the verdicts and the summary.
+here. Paths are checked when pytest is configured, so a typo fails in a second
+rather than after an hour of tests. A file is written under a temporary name in
+its own directory and renamed over the old one, so a reader sees the old file
+or the whole new one, never a part. An error while writing is one line in the
+terminal summary, never a traceback in place of the verdicts and the summary.
 """
 
 from __future__ import annotations
@@ -231,3 +232,92 @@ def register(config: pytest.Config) -> Artifacts:
         found = config.stash[_KEY] = Artifacts()
         config.pluginmanager.register(found, _PLUGIN_NAME)
     return found
+
+
+# -- checks at configuration time ------------------------------------------------
+
+
+def check_file(value: Any, where: str) -> str:
+    """A file the run will write: not a directory, in an existing directory that takes new files."""
+    path = _named(value, where, "a file path")
+    if os.path.isdir(path):
+        raise pytest.UsageError(f"{where}: {path!r} is a directory, expected a file path")
+    if os.path.exists(path) and not os.path.isfile(path):  # a device or a pipe: written in place
+        if not os.access(path, os.W_OK):
+            raise pytest.UsageError(f"{where}: cannot write {path!r}: permission denied")
+        return path
+    directory = os.path.dirname(os.path.realpath(path))
+    if not os.path.isdir(directory):
+        blocker = _nearest(directory)
+        if os.path.isdir(blocker):
+            raise pytest.UsageError(f"{where}: cannot write {path!r}: directory {directory!r} does not exist")
+        raise pytest.UsageError(f"{where}: cannot write {path!r}: {blocker!r} is a file, not a directory")
+    _probe(directory, f"{where}: cannot write {path!r}")
+    return path
+
+
+def check_directory(value: Any, where: str) -> str:
+    """A directory the run will write into: one that exists and takes new files, or that can be created."""
+    path = _named(value, where, "a directory")
+    if os.path.isdir(path):
+        _probe(path, f"{where}: cannot write into {path!r}")
+        return path
+    if os.path.lexists(path):
+        raise pytest.UsageError(f"{where}: {path!r} is a file, expected a directory")
+    blocker = _nearest(os.path.abspath(path))
+    if not os.path.isdir(blocker):
+        raise pytest.UsageError(f"{where}: cannot create directory {path!r}: {blocker!r} is a file, not a directory")
+    _probe(blocker, f"{where}: cannot create directory {path!r}")
+    return path
+
+
+def check_distinct(named: list[tuple[str, str]]) -> None:
+    """No two of the (path, where) outputs are one file: the last one written would replace the others."""
+    seen: dict[object, tuple[str, str]] = {}
+    for path, where in named:
+        key = _identity(path)
+        if key in seen:
+            first, first_where = seen[key]
+            raise pytest.UsageError(
+                f"{where}: {path!r} is the same file as {first_where} ({first!r}); give each its own path"
+            )
+        seen[key] = (path, where)
+
+
+def check_named(value: Any, where: str) -> str:
+    """A file the run only reads: named, at least (what it holds is its reader's business)."""
+    return _named(value, where, "a file path")
+
+
+def _named(value: Any, where: str, what: str) -> str:
+    path = str(value).strip()
+    if not path:
+        raise pytest.UsageError(f"{where}: expected {what}, got an empty value")
+    return path
+
+
+def _nearest(path: str) -> str:
+    """*path* or its closest ancestor that exists (a file there is why a directory cannot be)."""
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _probe(directory: str, prefix: str) -> None:
+    """Create and remove a file in *directory*: ``os.access`` says yes to root even in ``/proc``."""
+    try:
+        fd, temp = _create_temp(directory, "probe")
+    except OSError as exc:
+        raise pytest.UsageError(f"{prefix}: cannot create files in {directory!r}: {reason(exc)}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(temp)
+
+
+def _identity(path: str) -> object:
+    """What makes two names one file: device and inode when it exists, else its resolved path."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return os.path.normcase(os.path.realpath(path))
+    return (info.st_dev, info.st_ino)
