@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pytest_leakhunt.heapsnapshot import compare
+from pytest_leakhunt.artifacts import reason
+from pytest_leakhunt.heapsnapshot import grown, type_stats
 from pytest_leakhunt.report import human_bytes
 
 
@@ -22,10 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("after")
     cmp.add_argument("--top", type=int, default=20, help="how many types to list (default 20)")
     args = parser.parse_args(argv)
-    try:
-        rows = compare(args.before, args.after, args.top)
-    except (OSError, ValueError, KeyError) as exc:
-        parser.error(f"cannot read snapshot: {exc}")
+    stats = []
+    for which, path in (("before", args.before), ("after", args.after)):
+        try:
+            stats.append(type_stats(path))
+        except OSError as exc:
+            return _fail(f"cannot read the {which} snapshot {path!r}: {exc.strerror or reason(exc)}")
+        except ValueError as exc:
+            return _fail(f"the {which} snapshot {path!r} cannot be compared: {exc}")
+    rows = grown(stats[0], stats[1], args.top)
     if not rows:
         print("nothing grew")
         return 0
@@ -34,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, count, size in rows:
         print(f"{name:<{width}}  {count:>+8}  {'+' + human_bytes(size) if size >= 0 else '-' + human_bytes(-size):>10}")
     return 0
+
+
+def _fail(message: str) -> int:
+    """One line on stderr and exit status 2, like argparse's own errors but without the usage block."""
+    print(f"python -m pytest_leakhunt compare: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

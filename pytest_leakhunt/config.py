@@ -7,13 +7,13 @@ whether to fix the command line, the ini file or a marker.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from pytest_leakhunt import artifacts
 from pytest_leakhunt.resources import DEFAULT_KINDS, KINDS
 
 #: (option name, ini name, help). One help string serves both twins.
@@ -149,59 +149,77 @@ def _parse_resources(value: Any, where: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _check_directory(value: Any, where: str) -> str:
-    path = str(value)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise pytest.UsageError(f"{where}: {path!r} is a file, expected a directory")
-    return path
+def _given(config: pytest.Config, option: str, ini: str) -> tuple[Any, str] | None:
+    """The value set for *option* and where it was set (the command line wins over the ini file), or None."""
+    cli_value = config.getoption(ini)  # each option's dest is its ini twin's name
+    if cli_value is not None:
+        return cli_value, f"command line option {option}"
+    ini_value = config.getini(ini)
+    if ini_value not in (None, "", []):
+        return ini_value, _where_ini(config, ini)
+    return None
 
 
-def _check_writable(path: str, where: str) -> str:
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    if os.path.isdir(path):
-        raise pytest.UsageError(f"{where}: {path!r} is a directory, expected a file path")
-    if not os.path.isdir(directory):
-        raise pytest.UsageError(f"{where}: cannot write {path!r}: directory {directory!r} does not exist")
-    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise pytest.UsageError(f"{where}: cannot write {path!r}: permission denied")
-    return path
+def source(config: pytest.Config, option: str) -> str:
+    """Where *option*'s value came from, for errors found after ``resolve`` (a baseline file's contents)."""
+    ini = next(ini for name, ini, _ in OPTIONS if name == option)
+    given = _given(config, option, ini)
+    return given[1] if given is not None else f"command line option {option}"
+
+
+def _as_bool(value: Any, where: str) -> bool:
+    return value if isinstance(value, bool) else _parse_bool(str(value), where)
+
+
+def _outputs(config: pytest.Config, updating: bool) -> dict[str, str | None]:
+    """The paths the run reads or writes, each checked, and no two of them the same file.
+
+    The baseline comes first, so that a report given its path is the option blamed.
+    """
+    # read only, without --leaks-baseline-update: baseline.Baseline.load says what is wrong with it
+    baseline_check = artifacts.check_file if updating else artifacts.check_named
+    checks: list[tuple[str, str, str, Callable[[Any, str], str]]] = [
+        ("baseline", "--leaks-baseline", "leaks_baseline", baseline_check),
+        ("report", "--leaks-report", "leaks_report", artifacts.check_file),
+        ("html", "--leaks-html", "leaks_html", artifacts.check_file),
+        ("snapshot_dir", "--leaks-snapshot-dir", "leaks_snapshot_dir", artifacts.check_directory),
+    ]
+    paths: dict[str, str | None] = {}
+    named: list[tuple[str, str]] = []
+    for key, option, ini, check in checks:
+        given = _given(config, option, ini)
+        paths[key] = path = None if given is None else check(*given)
+        if path is not None and given is not None:
+            named.append((path, given[1]))
+    artifacts.check_distinct(named)
+    return paths
 
 
 def resolve(config: pytest.Config) -> Settings:
     """Read CLI and ini once into a frozen Settings; raise UsageError naming the source."""
 
     def pick(option: str, ini: str, parse: Callable[[Any, str], Any], default: Any) -> Any:
-        cli_value = config.getoption(option.lstrip("-").replace("-", "_"))
-        if cli_value is not None:
-            return parse(cli_value, f"command line option {option}")
-        ini_value = config.getini(ini)
-        if ini_value not in (None, "", []):
-            return parse(ini_value, _where_ini(config, ini))
-        return default
+        given = _given(config, option, ini)
+        return default if given is None else parse(*given)
 
-    def as_bool(value: Any, where: str) -> bool:
-        return value if isinstance(value, bool) else _parse_bool(str(value), where)
-
-    report = pick("--leaks-report", "leaks_report", lambda v, w: _check_writable(str(v), w), None)
-    update = pick("--leaks-baseline-update", "leaks_baseline_update", as_bool, False)
-    baseline = pick(
-        "--leaks-baseline", "leaks_baseline", lambda v, w: _check_writable(str(v), w) if update else str(v), None
-    )
-    if update and baseline is None:
-        raise pytest.UsageError("command line option --leaks-baseline-update: needs --leaks-baseline=FILE to write to")
+    update = _given(config, "--leaks-baseline-update", "leaks_baseline_update")
+    updating = update is not None and _as_bool(*update)
+    paths = _outputs(config, updating)
+    if update is not None and updating and paths["baseline"] is None:
+        raise pytest.UsageError(f"{update[1]}: needs --leaks-baseline=FILE (or leaks_baseline in the ini file) to write to")
     return Settings(
-        detect_leaks=pick("--detect-leaks", "detect_leaks", as_bool, False),
-        trace=pick("--leaks-trace", "leaks_trace", as_bool, False),
+        detect_leaks=pick("--detect-leaks", "detect_leaks", _as_bool, False),
+        trace=pick("--leaks-trace", "leaks_trace", _as_bool, False),
         trace_depth=pick("--leaks-trace-depth", "leaks_trace_depth", _parse_depth, DEFAULT_TRACE_DEPTH),
-        report_path=report,
+        report_path=paths["report"],
         ignore_types=pick("--leaks-ignore-types", "leaks_ignore_types", lambda v, w: _parse_types(str(v)), frozenset()),
         resources=pick("--leaks-resources", "leaks_resources", _parse_resources, DEFAULT_KINDS),
         repeat=pick("--leaks-repeat", "leaks_repeat", _parse_repeat, 0),
-        baseline_path=baseline,
-        baseline_update=update,
-        snapshot_dir=pick("--leaks-snapshot-dir", "leaks_snapshot_dir", _check_directory, None),
-        html_path=pick("--leaks-html", "leaks_html", lambda v, w: _check_writable(str(v), w), None),
-        strict=pick("--leaks-strict", "leaks_strict", as_bool, False),
+        baseline_path=paths["baseline"],
+        baseline_update=updating,
+        snapshot_dir=paths["snapshot_dir"],
+        html_path=paths["html"],
+        strict=pick("--leaks-strict", "leaks_strict", _as_bool, False),
     )
 
 

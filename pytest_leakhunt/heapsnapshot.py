@@ -11,14 +11,18 @@ and node 0 is a synthetic root whose children are the modules, so DevTools'
 from __future__ import annotations
 
 import collections
+import errno
 import gc
 import json
 import os
+import stat
 import sys
 import time
 import types
 from collections.abc import Iterable
 from typing import Any
+
+from pytest_leakhunt.artifacts import write_text
 
 #: V8's node and edge type tables; we use a few of each.
 NODE_TYPES = [
@@ -124,11 +128,12 @@ class Snapshot:
         }
 
     def write(self, path: str) -> str:
+        """Write the file whole (``artifacts.write_text``), making missing directories; raises OSError."""
         directory = os.path.dirname(os.path.abspath(path))
+        if os.path.lexists(directory) and not os.path.isdir(directory):  # makedirs would only say "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
         os.makedirs(directory, exist_ok=True)
-        text = json.dumps(self.to_json(), separators=(",", ":"))  # one shot: the C encoder, several times faster
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write_text(path, json.dumps(self.to_json(), separators=(",", ":")))  # one shot: the C encoder, several times faster
         self._index.clear()
         return path
 
@@ -294,29 +299,50 @@ def _walk(snapshot: Snapshot, objs: list[Any]) -> None:
 
 
 def type_stats(path: str) -> dict[str, tuple[int, int]]:
-    """Node name -> (count, total self size) in a snapshot file (for the comparison view)."""
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
-    width = len(data["snapshot"]["meta"]["node_fields"])
-    strings, nodes = data["strings"], data["nodes"]
-    kinds = data["snapshot"]["meta"]["node_types"][0]
-    stats: dict[str, list[int]] = {}
-    for start in range(0, len(nodes), width):
-        kind = kinds[nodes[start]]
-        name = strings[nodes[start + 1]]
-        key = f"({kind})" if kind in ("string", "number", "synthetic") else name
-        entry = stats.setdefault(key, [0, 0])
-        entry[0] += 1
-        entry[1] += nodes[start + 3]
+    """Node name -> (count, total self size) in a snapshot file (for the comparison view).
+
+    Raises OSError when the file cannot be read, and ValueError saying in words
+    what makes it something other than a ``.heapsnapshot``.
+    """
+    with open(path, "rb") as handle:
+        if stat.S_ISCHR(os.fstat(handle.fileno()).st_mode):  # /dev/zero would never end
+            raise ValueError("it is a device, not a snapshot file")
+        raw = handle.read()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("it is not UTF-8 text, so not a .heapsnapshot file") from None
+    except ValueError as exc:
+        raise ValueError(f"it is not JSON ({getattr(exc, 'msg', exc)} at line {getattr(exc, 'lineno', '?')})") from None
+    try:
+        width = len(data["snapshot"]["meta"]["node_fields"])
+        strings, nodes = data["strings"], data["nodes"]
+        kinds = data["snapshot"]["meta"]["node_types"][0]
+        stats: dict[str, list[int]] = {}
+        for start in range(0, len(nodes), width):
+            kind = kinds[nodes[start]]
+            name = strings[nodes[start + 1]]
+            key = f"({kind})" if kind in ("string", "number", "synthetic") else name
+            entry = stats.setdefault(key, [0, 0])
+            entry[0] += 1
+            entry[1] += nodes[start + 3]
+    except (KeyError, TypeError, IndexError, ValueError):
+        raise ValueError(
+            "it is JSON but not a V8 heap snapshot (expected snapshot.meta.node_fields, nodes and strings)"
+        ) from None
     return {name: (count, size) for name, (count, size) in stats.items()}
 
 
 def compare(before: str, after: str, limit: int = 20) -> list[tuple[str, int, int]]:
     """The types that grew most from *before* to *after*: (name, count delta, size delta), biggest first."""
-    old, new = type_stats(before), type_stats(after)
+    return grown(type_stats(before), type_stats(after), limit)
+
+
+def grown(old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int]], limit: int = 20) -> list[tuple[str, int, int]]:
+    """The types that grew most from the stats *old* to *new*, biggest first."""
     deltas = [
         (name, new.get(name, (0, 0))[0] - old.get(name, (0, 0))[0], new.get(name, (0, 0))[1] - old.get(name, (0, 0))[1])
         for name in set(old) | set(new)
     ]
-    grown = [d for d in deltas if d[1] > 0 or d[2] > 0]
-    return sorted(grown, key=lambda d: (-d[2], -d[1], d[0]))[:limit]
+    kept = [d for d in deltas if d[1] > 0 or d[2] > 0]
+    return sorted(kept, key=lambda d: (-d[2], -d[1], d[0]))[:limit]

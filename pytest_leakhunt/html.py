@@ -11,7 +11,7 @@ import html
 import platform
 from typing import Any
 
-from pytest_leakhunt import graph
+from pytest_leakhunt import artifacts, graph
 from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
 from pytest_leakhunt.report import describe, human_bytes
 
@@ -69,8 +69,8 @@ def render(totals: RunTotals, pytest_version: str, title: str = "pytest-leakhunt
 
 
 def write(path: str, totals: RunTotals, pytest_version: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(render(totals, pytest_version))
+    """The page, replacing *path* whole (``artifacts.write_text``); raises OSError."""
+    artifacts.write_text(path, render(totals, pytest_version))
 
 
 def _card(label: str, value: str) -> str:

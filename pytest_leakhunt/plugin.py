@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_leakhunt import artifacts
 from pytest_leakhunt.config import (
     ALLOW_LEAKS_SIGNATURE,
     NO_LEAKS_SIGNATURE,
@@ -42,7 +43,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{ALLOW_LEAKS_SIGNATURE}: do not check this test under --detect-leaks; the reason is shown in the summary.",
     )
-    hunt = LeakHunt(config, resolve(config))
+    settings = resolve(config)
+    if settings.report_path or settings.html_path or settings.snapshot_dir or settings.baseline_update:
+        artifacts.register(config)  # before the first write: it reports failed writes in the summary
+    hunt = LeakHunt(config, settings)
     config.pluginmanager.register(hunt, _PLUGIN_NAME)
     if config.pluginmanager.hasplugin("xdist"):
         from pytest_leakhunt.xdist_hooks import XdistHooks

@@ -9,6 +9,7 @@ import json
 import platform
 from typing import Any
 
+from pytest_leakhunt.artifacts import write_text
 from pytest_leakhunt.model import RESOURCE_KINDS, Leak, RunTotals, TestLeaks
 
 SCHEMA_VERSION = 1
@@ -168,6 +169,5 @@ def to_json(totals: RunTotals, pytest_version: str) -> dict[str, Any]:
 
 
 def write_json(path: str, totals: RunTotals, pytest_version: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(to_json(totals, pytest_version), handle, indent=2)
-        handle.write("\n")
+    """The JSON report, replacing *path* whole (``artifacts.write_text``); raises OSError."""
+    write_text(path, json.dumps(to_json(totals, pytest_version), indent=2) + "\n")

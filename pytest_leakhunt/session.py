@@ -26,7 +26,7 @@ from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
 from pytest_leakhunt.report import describe, render_summary, render_test, write_json
 
 if TYPE_CHECKING:
-    from pytest_leakhunt import baseline
+    from pytest_leakhunt.baseline import Baseline
     from pytest_leakhunt.tracker import LeakTracker
 
 POLICY_KEY = pytest.StashKey[TestPolicy]()
@@ -55,12 +55,13 @@ class LeakHunt:
         self.totals = RunTotals()
         #: inside the extra runs of --leaks-repeat: no check windows, no memory notes
         self.repeating = False
-        #: known leaks by fingerprint (empty when updating the baseline: then every leak is recorded)
-        self.baseline: dict[str, baseline.Entry] = {}
-        if settings.baseline_path and not settings.baseline_update:
-            from pytest_leakhunt import baseline  # only for --leaks-baseline
+        #: the known leaks of --leaks-baseline, read (and refused if malformed) now, at configuration
+        self.baseline: Baseline | None = None
+        if settings.baseline_path:
+            from pytest_leakhunt.baseline import Baseline  # only for --leaks-baseline
+            from pytest_leakhunt.config import source
 
-            self.baseline = baseline.load(settings.baseline_path, "leaks baseline")
+            self.baseline = Baseline.load(settings.baseline_path, source(config, "--leaks-baseline"), settings.baseline_update)
         self._checks = 0
         #: the test whose check window is open (one at a time per process), and its policy
         self._window: tuple[pytest.Item, TestPolicy] | None = None
@@ -240,36 +241,25 @@ class LeakHunt:
 
     def _baseline_lines(self) -> list[str]:
         """What the baseline let through, what in it no longer occurs, and what was written."""
-        settings, known = self.settings, self.totals.baselined
-        if settings.baseline_update:
-            return [f"leakhunt: wrote {len(known)} known leak group(s) to {settings.baseline_path}"]
-        lines = []
-        if known:
-            lines.append(f"leakhunt: {len(known)} leak group(s) in the baseline did not fail their tests")
-        for entry in self.baseline.values():
-            if entry.fingerprint not in known:
-                lines.append(
-                    f"leakhunt: baseline entry {entry.fingerprint} no longer occurs ({entry.nodeid}: {entry.description}); "
-                    "remove it, or run the whole suite with --leaks-baseline-update"
-                )
-        return lines
+        return self.baseline.lines(self.totals.baselined) if self.baseline is not None else []
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput"):
-            return  # a worker's findings go to the controller
-        if self.settings.report_path:
-            write_json(self.settings.report_path, self.totals, pytest.__version__)
-        if self.settings.html_path:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """The session's files, written whole and only if the run completed; a failure is a line of the summary."""
+        from pytest_leakhunt import artifacts
+
+        files = artifacts.current(self.config)  # registered at configuration when some file is asked for
+        if files is None or hasattr(self.config, "workerinput"):
+            return  # nothing to write, or a worker's findings go to the controller
+        settings, totals, version = self.settings, self.totals, pytest.__version__
+        if settings.report_path:
+            files.finish(artifacts.REPORT, settings.report_path, lambda path: write_json(path, totals, version), exitstatus)
+        if settings.html_path:
             from pytest_leakhunt import html  # only for --leaks-html
 
-            html.write(self.settings.html_path, self.totals, pytest.__version__)
-        if self.settings.baseline_update and self.settings.baseline_path:
-            from pytest_leakhunt import baseline
-
-            baseline.write(
-                self.settings.baseline_path,
-                {key: baseline.Entry(key, nodeid, text) for key, (nodeid, text) in self.totals.baselined.items()},
-            )
+            files.finish(artifacts.HTML, settings.html_path, lambda path: html.write(path, totals, version), exitstatus)
+        baseline = self.baseline
+        if baseline is not None and baseline.updating:
+            files.finish(artifacts.BASELINE, baseline.path, lambda _: baseline.update(totals.baselined), exitstatus)
 
     def pytest_unconfigure(self) -> None:
         self._earlier.clear()
@@ -668,14 +658,16 @@ class LeakHunt:
 
     def _write_snapshot(self, nodeid: str, drawn: list[tuple[list[Any], set[int]]], objs: list[Any]) -> None:
         """The leaked objects of this test, their references among themselves, and their chains from modules."""
-        from pytest_leakhunt import heapsnapshot  # only for --leaks-snapshot-dir
+        from pytest_leakhunt import artifacts, heapsnapshot  # only for --leaks-snapshot-dir
 
         snapshot = heapsnapshot.Snapshot()
         for chain, closure in drawn:
             heapsnapshot.add_chain(snapshot, chain)
             heapsnapshot.add_objects(snapshot, [objs[j] for j in closure])
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_") + ".heapsnapshot"
-        snapshot.write(os.path.join(str(self.settings.snapshot_dir), name))
+        path = os.path.join(str(self.settings.snapshot_dir), name)
+        # a snapshot that cannot be written is one warning at the end, never this test's verdict
+        artifacts.register(self.config).write(artifacts.SNAPSHOT, path, snapshot.write, replace_at_end=True)
 
     def repeat_runs(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int) -> Leak | None:
         """One warm-up and *runs* measured runs of the whole protocol, reports discarded."""
@@ -961,12 +953,11 @@ class RuntestHooks:
                 report.leakhunt = {"allowed": allowed}  # type: ignore[attr-defined]
             return
         data: dict[str, Any] = {"checked": True}
-        settings = self.hunt.settings
-        if verdict.leaks and (self.hunt.baseline or settings.baseline_update):
-            known = [leak for leak in verdict.leaks if settings.baseline_update or leak.fingerprint in self.hunt.baseline]
+        if verdict.leaks and self.hunt.baseline is not None:
+            known, new = self.hunt.baseline.split(verdict.leaks)
             if known:
                 data["baselined"] = [[leak.fingerprint, describe(leak)] for leak in known]
-                verdict = dataclasses.replace(verdict, leaks=tuple(leak for leak in verdict.leaks if leak not in known))
+                verdict = dataclasses.replace(verdict, leaks=tuple(new))
         if verdict.retained:
             data["result"] = verdict.to_json()
         if verdict.leaks or verdict.error:

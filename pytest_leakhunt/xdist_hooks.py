@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
+from pytest_leakhunt import artifacts
 from pytest_leakhunt.model import RunTotals
 from pytest_leakhunt.session import LeakHunt, failed_by_leak, record, show_leaked
 
 #: key of our data in ``config.workeroutput`` / ``node.workeroutput``
 OUTPUT_KEY = "leakhunt"
+#: files a worker could not write (heap snapshots), for the controller's summary
+FILES_KEY = "leakhunt-files"
 
 
 class XdistHooks:
@@ -46,6 +49,9 @@ class XdistHooks:
         fallback = self._from_reports.pop(_node_id(node), RunTotals())
         # A worker that crashed sent nothing; its tests' reports still arrived one by one.
         self.hunt.totals.merge(RunTotals.from_json(sent) if isinstance(sent, dict) else fallback)
+        failed = getattr(node, "workeroutput", {}).get(FILES_KEY)
+        if failed:
+            artifacts.register(self.hunt.config).merge_json(failed)
 
     # -- worker -------------------------------------------------------------
 
@@ -54,6 +60,9 @@ class XdistHooks:
         output = getattr(session.config, "workeroutput", None)
         if output is not None:
             output[OUTPUT_KEY] = self.hunt.totals.to_json()
+            files = artifacts.current(session.config)
+            if files is not None and files.problems:
+                output[FILES_KEY] = files.to_json()
 
 
 def _node_id(node: Any) -> str:

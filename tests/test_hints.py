@@ -110,4 +110,4 @@ def test_unreadable_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None
     (pytester.path / "known.json").write_text("not json")
     result = pytester.runpytest("--detect-leaks", "--leaks-baseline=known.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*cannot read baseline 'known.json'*"])
+    result.stderr.fnmatch_lines(["*command line option --leaks-baseline: 'known.json' is not a leak baseline: it is not JSON*"])
