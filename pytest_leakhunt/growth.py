@@ -127,14 +127,14 @@ class Probe:
         out: dict[str, Retention] = {}
         for entry in self.entries:
             fingerprint, root_name, holder = entry[:3]
-            if holder is None:  # held by C state: the same kind left again, and the first one still held
-                kept = _held_elsewhere(entry)
-                grew = qualified_type(entry[4]) in orphans_again
-            elif entry[5]:  # the fixture's value stays anyway: only an element the second run added is growth
+            if entry[5]:  # the fixture's value stays anyway: only an element the second run added is growth
                 kept = True
                 grew = any(
                     same_holder(root_name, other) and leak.retention == GROWS for leak, other in zip(again, roots_again)
                 )
+            elif holder is None:  # held by C state: the same kind left again, and the first one still held
+                kept = _held_elsewhere(entry)
+                grew = qualified_type(entry[4]) in orphans_again
             else:
                 kept = _holds(holds, holder, entry[3]) and (entry[4] is entry[3] or _reaches(entry[3], entry[4]))
                 grew = any(same_holder(root_name, other) for other in roots_again)

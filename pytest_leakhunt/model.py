@@ -12,6 +12,8 @@ from typing import Any
 
 #: Leak.kind of resources left running or open (threads, asyncio tasks, child processes, descriptors)
 RESOURCE_KINDS = frozenset({"thread", "task", "process", "fd"})
+#: Leak.type of values the collector does not track, seen as a module-level container that got longer
+UNTRACKED = "untracked values"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import platform
 from typing import Any
 
 from pytest_leakhunt.artifacts import write_text
-from pytest_leakhunt.model import RESOURCE_KINDS, Leak, RunTotals, TestLeaks
+from pytest_leakhunt.model import RESOURCE_KINDS, UNTRACKED, Leak, RunTotals, TestLeaks
 
 SCHEMA_VERSION = 1
 
@@ -78,6 +78,9 @@ def _leak_lines(leak: Leak, number: int) -> list[str]:
         if leak.holder:
             lines.append(f"   held by: {leak.holder}")
         return lines + ([f"   allocated at: {leak.allocated_at}"] if leak.allocated_at else [])
+    if leak.type == UNTRACKED:
+        return [f"{number}) +{_plural(leak.count, 'value')} the collector does not track (str, bytes, numbers...)",
+                f"   held by: {leak.path} (a module-level container that got longer)"]
     label = f"tracked {leak.name!r}: " if leak.kind == "tracked" and leak.name else ""
     lines = [
         f"{number}) {label}{leak.type} x{leak.count}"

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_leakhunt import census, growth, hints, resources, retainers
+from pytest_leakhunt import census, growth, hints, resources, retainers, untracked
 from pytest_leakhunt.config import Settings, TestPolicy, policy_for
-from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
+from pytest_leakhunt.model import UNTRACKED, Leak, RunTotals, TestLeaks
 from pytest_leakhunt.report import describe, render_summary, render_test, write_json
 
 if TYPE_CHECKING:
@@ -80,6 +80,9 @@ class LeakHunt:
         self._tracked: dict[int, str] = {}
         #: per check: fixture definitions of broader scope whose cached value this test's setup made
         self._fresh_fixtures: list[Any] = []
+        #: the project's module-level containers, and their lengths when the open window opened
+        self._watch = untracked.ContainerWatch(str(config.rootpath))
+        self._lengths: list[int] = []
         self._tracked_reported: set[int] = set()
         self.known = census.KnownHolders()
         self._chains = retainers.ChainCache()
@@ -128,6 +131,7 @@ class LeakHunt:
         """
         self._window = (item, policy)
         self._unwound = unwound
+        self._lengths = self._watch.lengths() if policy.check else []
         if policy.check and "fds" in policy.resources:
             item.stash[FDS_KEY] = resources.open_fds()
         self.known.refresh()  # the first call probes C-level caches, which needs the heap unfrozen
@@ -304,6 +308,8 @@ class LeakHunt:
         try:
             running, owned = resources.running(survivors.objs, policy.resources, survivors.types) if policy.resources else ([], set())
             found, more = self._census(item, policy, survivors, owned)
+            if self._lengths:
+                found.extend(self._untracked_growth(found, survivors))
             if not running:
                 return found, more
             return [*resources.without_thread_waits(found, running), *running], more
@@ -687,6 +693,33 @@ class LeakHunt:
         finally:
             self.repeating = False
         return repeat.growth(measured[1:])
+
+    def _untracked_growth(self, found: list[Leak], survivors: census.Survivors) -> list[Leak]:
+        """The project's module-level containers that got longer with values the census cannot see.
+
+        A container a reported leak already names is that leak. A list, set
+        or deque that got longer grows; a dict with more keys is decided by a
+        second run, like any keyed entry.
+        """
+        named = [growth.holder_root(leak.retained_by) for leak in found]
+        leaks = []
+        for grown in self._watch.grown(self._lengths, lambda: survivors.index):
+            path = f"{grown.module}.{grown.name}"
+            if any(growth.same_holder(path, other) for other in named):
+                continue
+            retention = growth.UNSETTLED if grown.keyed and not self._probing else growth.GROWS
+            leak = Leak(
+                type=UNTRACKED,
+                count=grown.added,
+                shallow_bytes=0,
+                retained_bytes=0,
+                retained_by=(grown.module, grown.name),
+                retention=retention,
+            )
+            if retention == growth.UNSETTLED:
+                self._probe.add(hints.fingerprint(leak), path, None, None, None, True)
+            leaks.append(leak)
+        return leaks
 
     def _tracker_of(self, item: pytest.Item) -> LeakTracker | None:
         """The test's ``leak_tracker``, with what it watches and is still alive noted in ``_tracked``.

@@ -419,7 +419,7 @@ LEAKING: tuple[Case, ...] = (
             def test_it():
                 PENDING.get().append({"task": "t1"})
         """),
-        "dict",
+        "untracked values",
     ),
     Case(
         "contextvar_default_list",
@@ -519,7 +519,7 @@ LEAKING: tuple[Case, ...] = (
             def test_it():
                 BUFFERS.append(bytearray(4096))
         """),
-        "bytearray",
+        "untracked values",
     ),
     Case(
         "array_samples",

@@ -35,8 +35,6 @@ def _said(result: pytest.RunResult) -> str:
 #: Leaks the check is known to miss, with why (README "Known limits"). Strict: a fix makes them fail here,
 #: so that they move back to the measured cases. They count as misses in recall.
 KNOWN_MISSES = {
-    "bytearray_buffers": "a bytearray holds no references, so the collector does not track it: invisible to the census",
-    "contextvar_list_set_at_import": "values of a ContextVar live in the thread's context, which no object references",
 }
 
 

@@ -1,0 +1,118 @@
+"""Growth the collector cannot see: the project's module-level containers that gain untracked values.
+
+``str``, ``bytes``, ``bytearray``, numbers, and tuples or dicts of those are
+not tracked by the collector, so a census of ``gc.get_objects()`` never sees
+a test append them to a global list. What it can see cheaply is the length of
+the containers the project keeps at module level (lists, dicts, sets, deques,
+and the container a module-level ``ContextVar`` holds): read before and after
+each checked test, a container that got longer holds more than before.
+
+Only modules of the project under test are watched (files under the
+rootdir that are not installed packages): a library's caches are its own
+business, and watching every module would cost more than the check. The
+watch keeps names, never the containers: it holds nothing a test made.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_leakhunt.retainers import is_user_file
+
+#: Containers whose length is read; a bounded deque is left out, it evicts.
+_WATCHED = (list, dict, set, collections.deque, collections.OrderedDict, collections.defaultdict)
+
+
+@dataclass(frozen=True)
+class Grown:
+    """One watched container that is longer after the test: by how much, and whether it is keyed."""
+
+    module: str
+    name: str
+    added: int
+    keyed: bool
+
+
+@dataclass
+class ContainerWatch:
+    """Names of the project's module-level containers, refreshed when modules are imported."""
+
+    rootdir: str
+    #: (module name, global name) of each watched global
+    _names: list[tuple[str, str]] = field(default_factory=list)
+    _modules: int = -1
+    _seen: set[str] = field(default_factory=set)
+
+    def lengths(self) -> list[int]:
+        """The current length of every watched container (-1 where the name no longer holds one)."""
+        self._refresh()
+        return [_length(value) for value in self._values()]
+
+    def grown(self, before: list[int], new: Callable[[], dict[int, int]]) -> list[Grown]:
+        """Containers longer now than in *before* (their lengths when the test started) with nothing *new* in them.
+
+        *new()* indexes the census's survivors by id: a container that holds
+        one of them got longer with something the census has judged already
+        (reported, ignored, explained), so it is not counted twice.
+        """
+        out = []
+        for (module, name), old, value in zip(self._names, before, self._values()):
+            now = _length(value)
+            if old >= 0 and now > old and not _holds_any(_container(value), new()):
+                out.append(Grown(module, name, now - old, isinstance(_container(value), dict)))
+        return out
+
+    def _values(self) -> Iterator[Any]:
+        modules = sys.modules
+        for module, name in self._names:
+            namespace = getattr(modules.get(module), "__dict__", None)
+            yield namespace.get(name) if type(namespace) is dict else None
+
+    def _refresh(self) -> None:
+        if len(sys.modules) == self._modules:
+            return
+        self._modules = len(sys.modules)
+        root = os.path.normcase(os.path.realpath(self.rootdir)) + os.sep
+        for module_name, module in list(sys.modules.items()):
+            if module_name in self._seen:
+                continue
+            self._seen.add(module_name)
+            filename = getattr(module, "__file__", None)
+            if not isinstance(filename, str) or not _in_project(filename, root):
+                continue
+            for name, value in list(getattr(module, "__dict__", {}).items()):
+                if _container(value) is not None and not name.startswith("__"):
+                    self._names.append((module_name, name))
+
+
+def _in_project(filename: str, root: str) -> bool:
+    path = os.path.normcase(os.path.realpath(filename))
+    return path.startswith(root) and is_user_file(filename)
+
+
+def _container(value: Any) -> Any:
+    """The container a watched global stands for: itself, or the value of a ``ContextVar``; else None."""
+    if isinstance(value, contextvars.ContextVar):
+        value = value.get(None)
+    if isinstance(value, collections.deque) and value.maxlen is not None:
+        return None
+    return value if isinstance(value, _WATCHED) else None
+
+
+def _holds_any(container: Any, new: dict[int, int]) -> bool:
+    items = [*container.keys(), *container.values()] if isinstance(container, dict) else list(container)
+    return not new.keys().isdisjoint(map(id, items))
+
+
+def _length(value: Any) -> int:
+    container = _container(value)
+    return -1 if container is None else len(container)
+
+
+__all__ = ["ContainerWatch", "Grown"]
