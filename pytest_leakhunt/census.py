@@ -860,6 +860,8 @@ def _scratch(root: Any) -> bool:
 
 def _weightless(value: Any) -> bool:
     """Referents that give a root no weight of its own: None, empty strings, booleans, classes, weak references."""
+    if type(value) is types.FunctionType:  # weakref.finalize's exit hook, which atexit keeps from its first use
+        return module_of(value) in _WEAK_MODULES
     return value is None or type(value) in (bool, type) or (type(value) is str and not value) or _is_weak(value)
 
 
