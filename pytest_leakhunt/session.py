@@ -330,7 +330,8 @@ class LeakHunt:
             return
         index = survivors.index
         if rebuilt and self._shared and not index.keys().isdisjoint(map(id, self._shared)):
-            self._shared = [h for h in self._shared if id(h) not in index]  # a list, not None: None rebuilds
+            registries = self.known.ids()  # a cache a module imported during the test made is a registry still
+            self._shared = [h for h in self._shared if id(h) not in index or id(h) in registries]  # None rebuilds
         self._held_at[:] = [(attrs, name) for attrs, name in self._held_at if id(attrs) not in index]
 
     def _census(
@@ -356,7 +357,7 @@ class LeakHunt:
         context = census.Context(
             holders=lambda: list(self._holders(item)),
             shared=self._shared_holders,
-            known_leak=lambda obj: self._chains.lookup(obj, census.qualified_type(obj)),
+            known_leak=self._known_leak,
             harness_codes=codes,
             ignore_types=policy.ignore_types,
             item=item,
@@ -384,6 +385,15 @@ class LeakHunt:
             return self._explain(item, survivors, candidates, policy, context, running=bool(owned))
         finally:
             context.chains.clear()
+
+    def _known_leak(self, obj: Any) -> list[Any] | None:
+        """A chain an earlier leak found that still holds *obj*, unless it ends at a registry learned since."""
+        chain = self._chains.lookup(obj, census.qualified_type(obj))
+        if chain is not None and len(chain) >= 2:
+            self.known.refresh()
+            if id(chain[-2]) in self.known.ids():
+                return None
+        return chain
 
     def _quick(
         self, survivors: census.Survivors, context: census.Context, item: pytest.Item, rest: list[Any], remembered: bool
