@@ -69,6 +69,8 @@ class LeakHunt:
         self._unwound = False
         #: leaks of the running check whose growth a second run decides (per test; dropped after it)
         self._probe = growth.Probe()
+        #: the same for the leaks of a second run, when a third must tell whether they stay
+        self._probe_next = growth.Probe()
         #: inside that second run: its leaks are compared, not judged
         self._probing = False
         self._settled = growth.Settled()
@@ -212,7 +214,38 @@ class LeakHunt:
         return dataclasses.replace(verdict, leaks=failing, retained=kept, outcome=outcome)
 
     def _second_run(self, item: pytest.Item, nextitem: pytest.Item | None, probe: growth.Probe) -> None:
-        """Run the test's protocol again, reports dropped, and compare what it leaves with *probe*."""
+        """Run the test's protocol again, reports dropped, and compare what it leaves with *probe*.
+
+        Growth the second run shows only as a keyed entry (a new dict key, an
+        attribute) may be a slot that every later run replaces (a registry
+        keeping the first class under one name and the last under another): a
+        third run tells, the same way, whether the second run's object stays.
+        """
+        try:
+            leaks = self._run_again(item, nextitem)
+            verdicts = probe.verdicts(leaks, retainers.holds)
+            entries = probe.by_fingerprint()
+            shown = {fp: growth.shown_again(entries[fp], leaks) for fp, verdict in verdicts.items() if verdict == growth.GROWS}
+            doubtful = [fp for fp, leak in shown.items() if not entries[fp][5] and leak is not None and leak.retention != growth.GROWS]
+            second, self._probe_next = self._probe_next, growth.Probe()
+            if doubtful and second.entries:
+                later = second.verdicts(self._run_again(item, nextitem), retainers.holds)
+                for fp in doubtful:
+                    if not any(later.get(e[0]) == growth.GROWS and growth.same_holder(entries[fp][1], e[1]) for e in second.entries):
+                        verdicts[fp] = growth.ONCE
+            second.close()
+        finally:
+            self._probe_next.close()
+        self._settled.verdicts.update(verdicts)
+        # what grows is best shown by what the second run added: the first run also made the holder
+        self._grown = {fp: leak for fp, leak in shown.items() if verdicts.get(fp) == growth.GROWS}
+        for fingerprint, _, _, root, leaked, _ in probe.entries:
+            if verdicts.get(fingerprint) == growth.GROWS:
+                self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
+        root = leaked = None
+
+    def _run_again(self, item: pytest.Item, nextitem: pytest.Item | None) -> list[Leak]:
+        """One more run of the test's protocol, its reports dropped: the leaks it left, unjudged."""
         policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.settings)
         self._probing = True
         try:
@@ -220,15 +253,7 @@ class LeakHunt:
             again = self.close_window(item)
         finally:
             self._probing = False
-        leaks = list(again.leaks) if again is not None else []
-        verdicts = probe.verdicts(leaks, retainers.holds)
-        self._settled.verdicts.update(verdicts)
-        # what grows is best shown by what the second run added: the first run also made the holder
-        self._grown = {fp: growth.shown_again(entry, leaks) for fp, entry in probe.by_fingerprint().items() if verdicts.get(fp) == growth.GROWS}
-        for fingerprint, _, _, root, leaked, _ in probe.entries:
-            if verdicts.get(fingerprint) == growth.GROWS:
-                self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
-        root = leaked = None
+        return list(again.leaks) if again is not None else []
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not (self.totals.checked or self.totals.allowed):
@@ -349,6 +374,7 @@ class LeakHunt:
         codes = self._hook_codes()
         self._fresh_fixtures = _fresh_fixtures(item, survivors) if self._unwound else []
         rest, remembered = census.unaccounted(survivors, codes, policy.ignore_types, self._held_at)
+        survivors.forget_types()  # the set of their types is ours: a reference to a test's class no holder explains
         builtin = self._unwound
         if not rest and not builtin:
             return [], 0  # no subject survived, and at a teardown report builtin roots are not judged
@@ -637,10 +663,11 @@ class LeakHunt:
             return growth.EARLIER, earlier
         holder = chain[-2] if len(chain) >= 2 else None
         retention = growth.by_holder(holder) if holder is not None else growth.UNSETTLED
-        if retention == growth.UNSETTLED and not self._probing:
+        if retention == growth.UNSETTLED:
             draft = Leak(type=type_name, count=1, shallow_bytes=0, retained_bytes=0, retained_by=segments)
             fresh = any(chain[0] is fixturedef for fixturedef in self._fresh_fixtures)
-            self._probe.add(hints.fingerprint(draft), growth.holder_root(segments), holder, chain[-1], leaked, fresh)
+            probe = self._probe_next if self._probing else self._probe
+            probe.add(hints.fingerprint(draft), growth.holder_root(segments), holder, chain[-1], leaked, fresh)
         return retention, None
 
     def _find_chains(
@@ -660,7 +687,7 @@ class LeakHunt:
         try:
             return retainers.find_chains(
                 targets,
-                ignore=[*ignore, targets, live, near],
+                ignore=[*ignore, targets, live, near, *census.own_caches(), *resources.own_caches()],
                 module_globals=self._globals,
                 live_harness=live,
                 likely_modules=[getattr(module, "__name__", "")],
