@@ -203,6 +203,10 @@ class LeakHunt:
             ):
                 self._second_run(item, nextitem, probe)
             leaks = [growth.settle(leak, self._settled.verdicts, self._grown) for leak in leaks]
+            for fingerprint, _, _, root, leaked, _ in probe.entries:
+                if self._settled.verdicts.get(fingerprint) == growth.GROWS or self.settings.strict:
+                    self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
+            root = leaked = None
         finally:
             probe.close()
             self._grown = {}
@@ -233,16 +237,18 @@ class LeakHunt:
                 for fp in doubtful:
                     if not any(later.get(e[0]) == growth.GROWS and growth.same_holder(entries[fp][1], e[1]) for e in second.entries):
                         verdicts[fp] = growth.ONCE
+            # what the second run added to a growing leak is that leak too, for blaming later tests
+            grows = [entries[fp][1] for fp, verdict in verdicts.items() if verdict == growth.GROWS]
+            for entry in second.entries:
+                if any(growth.same_holder(name, entry[1]) for name in grows):
+                    self._earlier.remember([entry[3], entry[4]], item.nodeid)
+            entry = None  # type: ignore[assignment]
             second.close()
         finally:
             self._probe_next.close()
         self._settled.verdicts.update(verdicts)
         # what grows is best shown by what the second run added: the first run also made the holder
         self._grown = {fp: leak for fp, leak in shown.items() if verdicts.get(fp) == growth.GROWS}
-        for fingerprint, _, _, root, leaked, _ in probe.entries:
-            if verdicts.get(fingerprint) == growth.GROWS:
-                self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
-        root = leaked = None
 
     def _run_again(self, item: pytest.Item, nextitem: pytest.Item | None) -> list[Leak]:
         """One more run of the test's protocol, its reports dropped: the leaks it left, unjudged."""
@@ -663,6 +669,8 @@ class LeakHunt:
             return growth.EARLIER, earlier
         holder = chain[-2] if len(chain) >= 2 else None
         retention = growth.by_holder(holder) if holder is not None else growth.UNSETTLED
+        if self._probing and retention == growth.UNSETTLED and growth.appends(holder):
+            return growth.GROWS, None  # a second run's new element: what "grows" is made of
         if retention == growth.UNSETTLED:
             draft = Leak(type=type_name, count=1, shallow_bytes=0, retained_bytes=0, retained_by=segments)
             fresh = any(chain[0] is fixturedef for fixturedef in self._fresh_fixtures)
