@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pytest_leakhunt.census import attribute_dict, qualified_type
-from pytest_leakhunt.model import Leak
+from pytest_leakhunt.model import UNTRACKED, Leak
 
 Retention = Literal["grows", "once", "earlier", "unsettled"]
 GROWS: Retention = "grows"
@@ -60,10 +60,14 @@ def appends(holder: Any) -> bool:
 
 
 def holder_root(segments: tuple[str, ...]) -> str:
-    """The long-lived holder a chain starts from, indices and keys removed: ``shop.bus.BUS.subs``."""
+    """The long-lived holder a chain starts from, indices and keys removed: ``shop.bus.BUS.subs``.
+
+    A chain that starts at pytest state (``<pytest CallSpec2>.params``: a
+    parametrized value) is named from there.
+    """
     names: list[str] = []
-    for segment in segments:
-        if segment.startswith(("[", "<")):
+    for position, segment in enumerate(segments):
+        if segment.startswith("[") or (segment.startswith("<") and not (position == 0 and segment.startswith("<pytest "))):
             break
         names.append(segment)
     return ".".join(names)
@@ -211,8 +215,10 @@ def _with(leak: Leak, retention: Retention, attributed_to: str | None = None) ->
 
 def shown_again(entry: tuple[str, str, Any, Any, Any, bool], again: list[Leak]) -> Leak | None:
     """The second run's leak under the same holder as a probe entry: what each run adds."""
-    root_name = entry[1]
-    return next((leak for leak in again if same_holder(root_name, holder_root(leak.retained_by))), None)
+    root_name, leaked = entry[1], entry[4]
+    under = [leak for leak in again if same_holder(root_name, holder_root(leak.retained_by))]
+    same_kind = qualified_type(leaked) if leaked is not None else None
+    return next((leak for leak in under if leak.type == same_kind), under[0] if under else None)
 
 
 def settle(leak: Leak, verdicts: dict[str, Retention], shown: dict[str, Leak | None] | None = None) -> Leak:
@@ -228,7 +234,7 @@ def settle(leak: Leak, verdicts: dict[str, Retention], shown: dict[str, Leak | N
     default = GROWS if holder_root(leak.retained_by) else ONCE
     retention = verdicts.get(leak.fingerprint or "", default)
     again = (shown or {}).get(leak.fingerprint or "")
-    if retention == GROWS and again is not None and again.type != leak.type:
+    if retention == GROWS and again is not None and again.type not in (leak.type, UNTRACKED):
         return _with(again, GROWS)  # the first run named the container it made (a bucket, a fixture's value)
     return _with(leak, retention)
 

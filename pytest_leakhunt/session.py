@@ -621,7 +621,7 @@ class LeakHunt:
                 else:
                     shown_type = census.qualified_type(objs[shown])
                 retention, earlier = self._retention(item, chain, segments, shown_type, objs[shown])
-                picture = chain if self.settings.snapshot_dir else None
+                picture = chain if self.settings.snapshot_dir and not self._probing else None
                 del chain
                 group = [first]
                 if holder is not None and len(pending) > 1:
@@ -669,13 +669,13 @@ class LeakHunt:
             return growth.EARLIER, earlier
         holder = chain[-2] if len(chain) >= 2 else None
         retention = growth.by_holder(holder) if holder is not None else growth.UNSETTLED
-        if self._probing and retention == growth.UNSETTLED and growth.appends(holder):
-            return growth.GROWS, None  # a second run's new element: what "grows" is made of
         if retention == growth.UNSETTLED:
             draft = Leak(type=type_name, count=1, shallow_bytes=0, retained_bytes=0, retained_by=segments)
             fresh = any(chain[0] is fixturedef for fixturedef in self._fresh_fixtures)
             probe = self._probe_next if self._probing else self._probe
             probe.add(hints.fingerprint(draft), growth.holder_root(segments), holder, chain[-1], leaked, fresh)
+            if self._probing and growth.appends(holder):
+                return growth.GROWS, None  # a second run's new element: what "grows" is made of
         return retention, None
 
     def _find_chains(
