@@ -40,6 +40,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_leakhunt.window import HeapWindow
+
 #: Module name prefixes whose objects are test-harness bookkeeping.
 HARNESS_MODULES = ("_pytest", "pytest", "pluggy", "pytest_leakhunt", "xdist", "execnet", "py")
 
@@ -132,39 +134,6 @@ def _lookup(module: str, attr: str) -> tuple[bool, Any]:
     if mod is None or not hasattr(mod, attr):
         return False, None
     return True, getattr(mod, attr)
-
-
-#: Whether a collection of generation 1 frees everything a window allocated: CPython 3.10 to 3.13 have three
-#: generations and move objects up one at a time; 3.14's incremental collector does not.
-_YOUNG_COLLECT = sys.version_info < (3, 14)
-
-
-def begin() -> None:
-    """Open the check window: everything alive now counts as old."""
-    gc.freeze()
-
-
-def collect() -> None:
-    """Free the garbage the open window made, as cheaply as is exact.
-
-    With the old heap frozen, generation 2 holds only objects of the window
-    that a collection of generation 1 or 2 (the test's own ``gc.collect()``)
-    moved there. When it is empty, collecting generation 1 sees every object
-    of the window. A full collection would also empty the interpreter's free
-    lists, which costs more than the collection itself and slows the next
-    test while they refill. Each collection of generation 1 counts towards an
-    automatic full one, which outside a window walks the whole heap: a full
-    one is taken here before that count reaches its threshold.
-    """
-    if _YOUNG_COLLECT and gc.get_count()[2] + 1 < gc.get_threshold()[2] and not gc.get_objects(2):
-        gc.collect(1)
-    else:
-        gc.collect()
-
-
-def end() -> None:
-    """Close the window and hand the heap back to the collector."""
-    gc.unfreeze()
 
 
 @dataclass
@@ -272,7 +241,7 @@ class KnownHolders:
                     yield value
 
 
-    def codec_cache(self) -> list[Any]:
+    def codec_cache(self, window: HeapWindow) -> list[Any]:
         """The codec search cache, found the first time a new ``CodecInfo`` needs explaining.
 
         It lives in C state with no Python name; asking who holds a known entry
@@ -282,7 +251,7 @@ class KnownHolders:
         if self._codec_probed:
             return []
         self._codec_probed = True
-        end()  # get_referrers does not see frozen objects, and the cache is old
+        window.thaw()  # get_referrers does not see frozen objects, and the cache is old
         entry = codecs.lookup("utf-8")
         found = [r for r in gc.get_referrers(entry) if type(r) is dict and "utf_8" in r]
         self.containers.extend(found)
@@ -324,6 +293,8 @@ class Context:
     builtin_roots: bool = False
     #: the quick verdict accounted for every subject: only roots of builtin types are left to judge
     subjects_settled: bool = False
+    #: the open check window, thawed for searches that must see the old heap
+    window: HeapWindow = field(default_factory=HeapWindow)
 
 
 class Survivors:
@@ -334,7 +305,7 @@ class Survivors:
     """
 
     def __init__(self) -> None:
-        collect()
+        HeapWindow.collect()
         self.objs: list[Any] = gc.get_objects()
         self._index: dict[int, int] | None = None
         self._internal: list[int] = []
@@ -928,7 +899,7 @@ def _unexplained(survivors: Survivors, candidates: list[int], context: Context, 
             del need[key]
         settle_with(caches)
     if need and any(isinstance(objs[i], _CODEC_INFO) for i in candidates if id(objs[i]) in need):
-        settle_with(known.codec_cache(), expanded=True)
+        settle_with(known.codec_cache(context.window), expanded=True)
     return [i for i in candidates if id(objs[i]) in need]
 
 
@@ -1049,6 +1020,5 @@ def recheck_orphans(survivors: Survivors, orphans: list[int], context: Context, 
     unfrozen, and until then it keeps the new objects it points to. Paid only
     for leaks no module reaches: a chain from a module proves the object alive.
     """
-    gc.unfreeze()
-    gc.collect()
+    context.window.collect_all()
     return _unexplained(survivors, orphans, context, known)

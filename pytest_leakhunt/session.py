@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_leakhunt import census, growth, hints, resources, retainers, untracked
+from pytest_leakhunt import census, growth, hints, resources, retainers, untracked, window
 from pytest_leakhunt.config import Settings, TestPolicy, policy_for
 from pytest_leakhunt.model import UNTRACKED, Leak, RunTotals, TestLeaks
 from pytest_leakhunt.report import describe, render_summary, render_test, write_json
+from pytest_leakhunt.window import HeapWindow
 
 if TYPE_CHECKING:
     from pytest_leakhunt.baseline import Baseline
@@ -98,8 +99,8 @@ class LeakHunt:
         self._codes_generation = -1
         #: bumped by every plugin registration; cached harness state is rebuilt when it moves
         self._plugin_generation = 0
-        #: trace only inside check windows, unless the user already traces the whole run
-        self._trace_windows = settings.trace and not _tracemalloc().is_tracing()
+        #: the heap window of the open check; it traces only inside, unless the user already traces the whole run
+        self._heap = HeapWindow(settings.trace_depth if settings.trace and not window.tracing() else 0)
 
     # -- configuration-time validation ------------------------------------
 
@@ -135,9 +136,7 @@ class LeakHunt:
         if policy.check and "fds" in policy.resources:
             item.stash[FDS_KEY] = resources.open_fds()
         self.known.refresh()  # the first call probes C-level caches, which needs the heap unfrozen
-        if self._trace_windows:
-            _tracemalloc().start(self.settings.trace_depth)
-        census.begin()
+        self._heap.open()
 
     def watching(self, item: pytest.Item) -> bool:
         """Whether a check window is open for *item*."""
@@ -171,9 +170,7 @@ class LeakHunt:
         except Exception as exc:  # reported on the test, never raised into pytest
             verdict = TestLeaks(nodeid=item.nodeid, outcome="failed", error=f"{type(exc).__name__}: {exc}")
         finally:
-            census.end()
-            if self._trace_windows:
-                _tracemalloc().stop()
+            self._heap.close()
         return verdict
 
     def settle(
@@ -362,6 +359,7 @@ class LeakHunt:
             item=item,
             held_at=self._held_at,
             builtin_roots=builtin,
+            window=self._heap,
         )
         quick = self._quick(survivors, context, item, rest, remembered) if rest else []
         del rest
@@ -379,7 +377,7 @@ class LeakHunt:
         if not candidates:
             return [], 0
         if any(i not in context.chains for i in candidates):
-            census.end()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
+            self._heap.thaw()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
         try:
             return self._explain(item, survivors, candidates, policy, context, running=bool(owned))
         finally:
@@ -733,7 +731,7 @@ class LeakHunt:
             return None
         tracker = item.stash[TRACKER_KEY]
         del item.stash[TRACKER_KEY]
-        census.collect()
+        self._heap.collect()
         alive = tracker.alive()
         if not alive:
             tracker.close()
@@ -747,10 +745,9 @@ class LeakHunt:
 
     def _check_tracker(self, tracker: LeakTracker) -> list[Leak]:
         reported = self._tracked_reported
-        census.collect()
+        self._heap.collect()
         if tracker.alive():
-            gc.unfreeze()  # a frozen cycle that holds a watched object is only freed unfrozen
-            gc.collect()
+            self._heap.collect_all()  # a frozen cycle that holds a watched object is only freed unfrozen
         leaks = []
         for watched in tracker.alive():
             obj = tracker.peek(watched)
@@ -1034,13 +1031,6 @@ def record(totals: RunTotals, report: pytest.TestReport) -> None:
         totals.allow(report.nodeid, data["allowed"])
     elif data.get("checked"):
         totals.record(report.nodeid, TestLeaks.from_json(data["result"]) if "result" in data else None)
-
-
-def _tracemalloc() -> types.ModuleType:
-    """The tracemalloc module, imported when --leaks-trace first needs it (it imports pickle: slow to load)."""
-    import tracemalloc
-
-    return tracemalloc
 
 
 def _harness_state(obj: Any, depth: int) -> Iterator[Any]:

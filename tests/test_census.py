@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_leakhunt import census
+from pytest_leakhunt.window import YOUNG_COLLECT, HeapWindow
 
 
 class Thing:
@@ -23,7 +24,7 @@ class Registry:
 
 def _left_unexplained(during_test: Callable[[], None], is_candidate: Callable[[Any], bool], shared: list[Any]) -> bool:
     """Run *during_test* inside a check window and ask whether the one candidate survivor stays unexplained."""
-    census.begin()
+    HeapWindow().open()
     try:
         during_test()
         survivors = census.Survivors()
@@ -39,7 +40,7 @@ def _left_unexplained(during_test: Callable[[], None], is_candidate: Callable[[A
         finally:
             survivors.close()
     finally:
-        census.end()
+        HeapWindow().close()
 
 
 def test_a_holder_tried_twice_explains_its_reference_once() -> None:
@@ -97,7 +98,7 @@ def test_the_window_garbage_is_freed_even_after_the_test_collected_it_into_gener
     """A test's own gc.collect() moves its live objects to generation 2: the census must then collect it too."""
     was_enabled = gc.isenabled()
     gc.disable()  # no automatic collection may decide which path the census takes
-    census.begin()
+    HeapWindow().open()
     try:
         promoted = Node()
         gc.collect(1)  # what the test does: `promoted`, still alive, moves to generation 2
@@ -107,17 +108,17 @@ def test_the_window_garbage_is_freed_even_after_the_test_collected_it_into_gener
         census.Survivors().close()
         assert [ref() for ref in gone] == [None, None]
     finally:
-        census.end()
+        HeapWindow().close()
         if was_enabled:
             gc.enable()
 
 
-@pytest.mark.skipif(not census._YOUNG_COLLECT, reason="the cheap collection is only exact with three generations")
+@pytest.mark.skipif(not YOUNG_COLLECT, reason="the cheap collection is only exact with three generations")
 def test_the_census_of_a_test_that_promoted_nothing_frees_its_garbage_without_a_full_collection() -> None:
     """A full collection also empties the interpreter's free lists: the census avoids it when it can."""
     was_enabled = gc.isenabled()
     gc.disable()
-    census.begin()
+    HeapWindow().open()
     try:
         young = Node()
         gone = weakref.ref(young)
@@ -127,6 +128,6 @@ def test_the_census_of_a_test_that_promoted_nothing_frees_its_garbage_without_a_
         assert gone() is None
         assert gc.get_stats()[2]["collections"] == full_before
     finally:
-        census.end()
+        HeapWindow().close()
         if was_enabled:
             gc.enable()
