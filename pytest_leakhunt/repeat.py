@@ -20,8 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_leakhunt import census, retainers
+from pytest_leakhunt import retainers
+from pytest_leakhunt.classify import is_subject
 from pytest_leakhunt.model import Leak
+from pytest_leakhunt.naming import qualified_type
 from pytest_leakhunt.window import HeapWindow
 
 #: Bytes a run must keep, on every run, to count as growth (allocator noise stays below it).
@@ -58,9 +60,9 @@ def measure(run: Callable[[], Any], harness_codes: frozenset[int], rootdir: str)
             # the snapshot first: what we allocate below to count objects is not the run's
             snapshot = tracemalloc.take_snapshot().filter_traces(_HARNESS_FILTERS) if ours else None
             counts = collections.Counter(
-                census.qualified_type(obj)
+                qualified_type(obj)
                 for obj in objs
-                if census.is_subject(obj, harness_codes) and not (ours and _made_by_harness(obj))
+                if is_subject(obj, harness_codes) and not (ours and _made_by_harness(obj))
             )
             holder = None
             if snapshot is not None and sum(stat.size for stat in snapshot.statistics("filename")) >= MIN_BYTES:

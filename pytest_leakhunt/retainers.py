@@ -7,7 +7,6 @@ the objects they passed in.
 
 from __future__ import annotations
 
-import collections
 import functools
 import gc
 import itertools
@@ -22,14 +21,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import tracemalloc
 
-from pytest_leakhunt.census import (
-    _LRU_TYPE,
-    CONTAINERS,
-    attribute_dict,
-    is_harness_module,
-    module_of,
-    qualified_type,
-)
+from pytest_leakhunt.census import attribute_dict
+from pytest_leakhunt.naming import module_of, qualified_type
+from pytest_leakhunt.registries import _LRU_TYPE, CONTAINERS, ELEMENT_CONTAINERS, is_harness_module
 
 #: Levels searched upward from a leaked object.
 _MAX_DEPTH = 8
@@ -753,9 +747,6 @@ __all__ = [
 ]
 
 
-_ELEMENT_CONTAINERS = (list, tuple, set, frozenset, collections.deque)
-
-
 def untracked_holders() -> list[tuple[str, int, int]]:
     """Module-level containers holding values the collector does not track, made while tracing.
 
@@ -779,7 +770,7 @@ def untracked_holders() -> list[tuple[str, int, int]]:
             for path, holder in places:
                 if isinstance(holder, dict):
                     elements: Iterable[Any] = [*holder.keys(), *holder.values()]
-                elif isinstance(holder, _ELEMENT_CONTAINERS):
+                elif isinstance(holder, ELEMENT_CONTAINERS):
                     elements = list(holder)
                 else:
                     continue

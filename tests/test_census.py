@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from pytest_leakhunt import census
+from pytest_leakhunt import census, classify, roots
+from pytest_leakhunt.registries import KnownHolders
 from pytest_leakhunt.window import YOUNG_COLLECT, HeapWindow
 
 
@@ -30,13 +31,13 @@ def _left_unexplained(during_test: Callable[[], None], is_candidate: Callable[[A
         survivors = census.Survivors()
         try:
             (i,) = [k for k, obj in enumerate(survivors.objs) if is_candidate(obj)]
-            context = census.Context(
+            context = classify.Context(
                 holders=lambda: [],
                 shared=lambda fresh: shared,
                 harness_codes=frozenset(),
                 ignore_types=frozenset(),
             )
-            return census.unexplained(survivors, [i], context, census.KnownHolders()) == [i]
+            return roots.unexplained(survivors, [i], context, KnownHolders()) == [i]
         finally:
             survivors.close()
     finally:
