@@ -131,7 +131,7 @@ def _is_weak(obj: Any) -> bool:
     return type(obj).__module__ in _WEAK_MODULES or isinstance(obj, weakref.ref)
 
 
-# What a survivor's type says about it, for the BFS of _benign_root.
+# What a survivor's type says about it, for the walks of _not_benign and _walk_neutral.
 _NEUTRAL, _STOP, _SUBJECT, _DYNAMIC = 0, 1, 2, 3
 
 

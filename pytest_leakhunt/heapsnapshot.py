@@ -82,9 +82,6 @@ class Snapshot:
             found = self._index[key] = self._new_node(kind, name, _size(obj))
         return found
 
-    def has(self, obj: Any) -> bool:
-        return id(obj) in self._index
-
     def edge(self, parent: int, kind: str, name: str | int, child: int) -> None:
         label = name if kind in ("element", "hidden") else self._string(str(name))
         self._edges[parent].extend((_EDGE_TYPE[kind], int(label), child))

@@ -624,10 +624,6 @@ def _orphan_segments(obj: Any, ignore: Iterable[Any]) -> tuple[str, ...]:
 
 
 def shallow_size(obj: Any) -> int:
-    return _flatsize(obj)
-
-
-def _flatsize(obj: Any) -> int:
     """pympler's flat size, with its per-type layout kept for types that live as long as their module.
 
     pympler works a type's layout out again on every call unless told to keep
@@ -653,14 +649,14 @@ def retained_size(objs: Iterable[Any]) -> int:
     total = 0
     seen: set[int] = set()
     for obj in objs:
-        total += _flatsize(obj)
+        total += shallow_size(obj)
         for ref in gc.get_referents(obj):
             if gc.is_tracked(ref) or id(ref) in seen or isinstance(ref, type):
                 continue
             # one reference from obj, one from get_referents' list, one from `ref`, one for the call
             if sys.getrefcount(ref) <= 4:
                 seen.add(id(ref))
-                total += _flatsize(ref)
+                total += shallow_size(ref)
     return total
 
 

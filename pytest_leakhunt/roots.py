@@ -58,59 +58,77 @@ def unexplained(survivors: Survivors, candidates: list[int], context: Context, k
     known.refresh()
     registries = known.ids()  # an untracked cache dict looks new once filled
     forced = context.forced
-    need: dict[int, int] = {}
+    need = _Need(survivors.index)
     for i in candidates:
         if id(objs[i]) not in registries:
-            need[id(objs[i])] = survivors.external(i) + forced.get(i, 0)
-    index = survivors.index
-    scanned: set[int] = set()  # a holder's references count once, however many lists name it
+            need.left[id(objs[i])] = survivors.external(i) + forced.get(i, 0)
+    if not need.settle_with([*context.shared(False)[:HOT], context.item], expanded=True) and not need.settle_with(context.holders()):
+        _settle_with_registries(need, context, known)
+    caches = known.class_caches() if need.left else []
+    if caches:
+        # a cache dict that its first entry made tracked is new, and a registry
+        for key in known.ids() & need.left.keys():
+            del need.left[key]
+        need.settle_with(caches)
+    if need.left and any(isinstance(objs[i], _CODEC_INFO) for i in candidates if id(objs[i]) in need.left):
+        need.settle_with(known.codec_cache(context.window), expanded=True)
+    return [i for i in candidates if id(objs[i]) in need.left]
 
-    def settle_with(holders: Iterable[Any], expanded: bool = False) -> bool:
+
+def _settle_with_registries(need: _Need, context: Context, known: KnownHolders) -> None:
+    """The less likely holders: names bound to known values, the whole shared state, our own lists of holders."""
+    shared = context.shared(False)
+    # a value bound to a known name is excused once: a one-item list stands for the binding
+    bindings = [[value] for value in known.values() if id(value) in need.left]
+    if bindings:
+        need.settle_with(bindings)
+    if need.left and not need.settle_with(shared, expanded=True):
+        need.settle_with(context.shared(True), expanded=True)
+    if need.left:
+        # our own lists of holders are references too (to a registry dict that just became tracked)
+        need.settle_with([shared, context.shared(False), known.containers], expanded=True)
+
+
+class _Need:
+    """References still to account for, by object id; each holder's references count once."""
+
+    def __init__(self, index: dict[int, int]) -> None:
+        self.left: dict[int, int] = {}
+        self._index = index
+        #: a holder's references count once, however many lists name it
+        self._scanned: set[int] = set()
+
+    def settle_with(self, holders: Iterable[Any], expanded: bool = False) -> bool:
+        """Count *holders*' references (with their containers unless *expanded*); whether nothing is left."""
+        index = self._index
         hits: list[Any] = []
         done = False
         for holder in (h for h in holders if id(h) not in index) if expanded else _expand(holders, index):
-            if id(holder) in scanned:
+            if id(holder) in self._scanned:
                 continue
-            scanned.add(id(holder))
-            hit = False
-            for ref in _refs_of(holder, need):
-                key = id(ref)
-                left = need.get(key)
-                if left is not None:
-                    hit = True
-                    if left <= 1:
-                        del need[key]
-                    else:
-                        need[key] = left - 1
-            if hit and expanded:
+            self._scanned.add(id(holder))
+            if self._count(holder) and expanded:
                 hits.append(holder)
-            if not need:
+            if not self.left:
                 done = True
                 break
         if hits and isinstance(holders, list):
             _promote(holders, hits)
         return done
 
-    shared = context.shared(False)
-    if not settle_with([*shared[:HOT], context.item], expanded=True) and not settle_with(context.holders()):
-        # a value bound to a known name is excused once: a one-item list stands for the binding
-        bindings = [[value] for value in known.values() if id(value) in need]
-        if bindings:
-            settle_with(bindings)
-        if need and not settle_with(shared, expanded=True):
-            settle_with(context.shared(True), expanded=True)
-        if need:
-            # our own lists of holders are references too (to a registry dict that just became tracked)
-            settle_with([shared, context.shared(False), known.containers], expanded=True)
-    caches = known.class_caches() if need else []
-    if caches:
-        # a cache dict that its first entry made tracked is new, and a registry
-        for key in known.ids() & need.keys():
-            del need[key]
-        settle_with(caches)
-    if need and any(isinstance(objs[i], _CODEC_INFO) for i in candidates if id(objs[i]) in need):
-        settle_with(known.codec_cache(context.window), expanded=True)
-    return [i for i in candidates if id(objs[i]) in need]
+    def _count(self, holder: Any) -> bool:
+        """Take *holder*'s references off what is left; whether it had any."""
+        need, hit = self.left, False
+        for ref in _refs_of(holder, need):
+            key = id(ref)
+            left = need.get(key)
+            if left is not None:
+                hit = True
+                if left <= 1:
+                    del need[key]
+                else:
+                    need[key] = left - 1
+        return hit
 
 
 def _promote(holders: list[Any], hits: list[Any]) -> None:
