@@ -23,6 +23,10 @@ def qualified_type(obj: Any) -> str:
         if module not in ("", "builtins"):
             kind = "function" if isinstance(obj, types.FunctionType) else "class"
             return f"{kind} {module}.{obj.__qualname__}"
-    cls = type(obj)
+    return type_name(type(obj))
+
+
+def type_name(cls: type) -> str:
+    """``module.Qualname`` of a class, the bare qualname for builtins: the name ``qualified_type`` gives its instances."""
     module = module_of(cls)
     return cls.__qualname__ if module in ("", "builtins") else f"{module}.{cls.__qualname__}"
