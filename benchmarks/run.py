@@ -7,8 +7,9 @@ Usage (from the project root; needs network access to PyPI the first time):
     python3 benchmarks/run.py --suites synthetic --modes plain,detect --repeats 0 --instructions
 
 It builds its own virtualenv under benchmarks/.work/ with this project, pytest-memray
-(the peer), and the sdists of click 8.5.1 and boltons 26.2.0 (which ship their tests),
-then runs every suite in four modes, interleaved, and prints the median of each:
+(the peer), and the sdists of click 8.5.1, boltons 26.2.0 and structlog 26.1.0 (which ship their
+tests; structlog's also need its test requirements), then runs every suite in four modes, interleaved,
+and prints the median of each:
 
 - plain:   pytest with leakhunt switched off (-p no:leakhunt)
 - detect:  --detect-leaks
@@ -42,7 +43,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
-SDISTS = {"click": "8.5.1", "boltons": "26.2.0"}
+SDISTS = {"click": "8.5.1", "boltons": "26.2.0", "structlog": "26.1.0"}
+#: what a suite's tests need besides pytest (structlog's "tests" dependency group, less pytest-randomly)
+TEST_DEPS = {"structlog": ["pytest-asyncio==1.5.0", "simplejson==4.3.0", "time-machine==3.6.0"]}
 MODES = ("plain", "detect", "trace", "memray")
 
 SYNTHETIC_CONFTEST = '''
@@ -136,7 +139,7 @@ def prepare(with_memray: bool) -> Path:
             archive = next(downloads.glob(f"{name}-{version}.tar.gz"))
             with tarfile.open(archive) as tar:
                 tar.extractall(WORK, filter="data") if sys.version_info >= (3, 12) else tar.extractall(WORK)  # noqa: S202
-        sh([str(py), "-m", "pip", "install", "-q", str(target)])
+        sh([str(py), "-m", "pip", "install", "-q", str(target), *TEST_DEPS.get(name, [])])
     (WORK / "plugins").mkdir(exist_ok=True)
     (WORK / "plugins" / "bench_memray_all.py").write_text(MEMRAY_ALL)
     return py
@@ -289,7 +292,7 @@ def table(suites: list[Suite], modes: list[str], results: Results) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--suites", default="synthetic,click,boltons")
+    parser.add_argument("--suites", default="synthetic,click,boltons,structlog")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--heap", type=int, default=1_000_000)
     parser.add_argument("--small-heap", type=int, default=10_000)
@@ -307,7 +310,7 @@ def main() -> None:
     suites: list[Suite] = []
     if "synthetic" in wanted:
         suites += [synthetic(args.small_heap, args.tests), synthetic(args.heap, args.tests)]
-    suites += [third_party(name) for name in ("click", "boltons") if name in wanted]
+    suites += [third_party(name) for name in SDISTS if name in wanted]
     results = measure(py, suites, modes, args.repeats) if args.repeats else {}
     text = table(suites, modes, results) if results else ""
     if args.instructions:

@@ -42,6 +42,10 @@ class Survivors:
             self._types = set(map(type, self.objs))
         return self._types
 
+    def forget_types(self) -> None:
+        """Drop the set of the survivors' types once the stages that start from it are done."""
+        self._types = None
+
     @property
     def index(self) -> dict[int, int]:
         """Survivor position by id; built on first use, since most checks end before they need it."""

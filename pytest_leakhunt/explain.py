@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_leakhunt import growth, hints, retainers
+from pytest_leakhunt import growth, hints, resources, retainers
 from pytest_leakhunt.census import Survivors
-from pytest_leakhunt.classify import Context, is_subject
+from pytest_leakhunt.classify import Context, is_subject, own_caches
 from pytest_leakhunt.harness import Harness, pytest_keeps
 from pytest_leakhunt.model import UNTRACKED, Leak
 from pytest_leakhunt.naming import qualified_type
@@ -106,6 +106,16 @@ class Explainer:
     def clear(self) -> None:
         self.chains.clear()
         self.globals.clear()
+
+    def known_leak(self, obj: Any) -> list[Any] | None:
+        """A chain an earlier leak found that still holds *obj*, unless it ends at a registry learned since."""
+        chain = self.chains.lookup(obj, qualified_type(obj))
+        if chain is not None and len(chain) >= 2:
+            known = self.harness.known
+            known.refresh()
+            if id(chain[-2]) in known.ids():
+                return None
+        return chain
 
     def explain(self, check: Check, survivors: Survivors, candidates: list[int], context: Context, running: bool = False) -> tuple[list[Leak], int]:
         """Group leaked roots by what they keep alive and by holder; one retainer chain per group.
@@ -268,7 +278,9 @@ class Explainer:
             return growth.EARLIER, earlier
         holder = chain[-2] if len(chain) >= 2 else None
         retention = growth.by_holder(holder) if holder is not None else growth.UNSETTLED
-        if retention == growth.UNSETTLED and not check.probing:
+        if check.probing and retention == growth.UNSETTLED and growth.appends(holder):
+            return growth.GROWS, None  # a second run's new element: what "grows" is made of
+        if retention == growth.UNSETTLED:  # a second run's keyed entry goes to its own probe, for a third run
             draft = Leak(type=type_name, count=1, shallow_bytes=0, retained_bytes=0, retained_by=segments)
             fresh = any(chain[0] is fixturedef for fixturedef in self.harness.fresh_fixtures)
             check.probe.add(hints.fingerprint(draft), growth.holder_root(segments), holder, chain[-1], leaked, fresh)
@@ -291,7 +303,7 @@ class Explainer:
         try:
             return retainers.find_chains(
                 targets,
-                ignore=[*ignore, targets, live, near],
+                ignore=[*ignore, targets, live, near, *own_caches(), *resources.own_caches()],
                 module_globals=self.globals,
                 live_harness=live,
                 likely_modules=[getattr(module, "__name__", "")],

@@ -44,13 +44,20 @@ _MAX_REMEMBERED = 64
 
 
 def by_holder(holder: Any) -> Retention:
-    """What the direct (long-lived) holder of a leak's root says: grows, or unsettled until a second run."""
-    kind = type(holder)
-    if kind is list or kind is set:
-        return GROWS
-    if kind is collections.deque:
-        return GROWS if holder.maxlen is None else ONCE  # a bounded buffer evicts what it kept
+    """What the direct (long-lived) holder of a leak's root says: retained once, or unsettled until a second run.
+
+    Even a new element of a long-lived list may be one the next run replaces
+    (a registry that keeps one entry per qualified name): only a bounded
+    ``deque`` settles anything without running the test again.
+    """
+    if type(holder) is collections.deque and holder.maxlen is not None:
+        return ONCE  # a bounded buffer evicts what it kept
     return UNSETTLED
+
+
+def appends(holder: Any) -> bool:
+    """Whether a second run's object sits in a list, set or deque: one more element, not a replaced slot."""
+    return type(holder) in (list, set, collections.deque)
 
 
 def holder_root(segments: tuple[str, ...]) -> str:
@@ -222,8 +229,8 @@ def settle(leak: Leak, verdicts: dict[str, Retention], shown: dict[str, Leak | N
     default = GROWS if holder_root(leak.retained_by) else ONCE
     retention = verdicts.get(leak.fingerprint or "", default)
     again = (shown or {}).get(leak.fingerprint or "")
-    if retention == GROWS and again is not None:
-        return _with(again, GROWS)
+    if retention == GROWS and again is not None and again.type != leak.type:
+        return _with(again, GROWS)  # the first run named the container it made (a bucket, a fixture's value)
     return _with(leak, retention)
 
 

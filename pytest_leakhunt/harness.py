@@ -143,7 +143,8 @@ class Harness:
             return
         index = survivors.index
         if rebuilt and self._shared and not index.keys().isdisjoint(map(id, self._shared)):
-            self._shared = [h for h in self._shared if id(h) not in index]  # a list, not None: None rebuilds
+            learned = self.known.ids()  # a cache a module imported during the test made is a registry still
+            self._shared = [h for h in self._shared if id(h) not in index or id(h) in learned]  # None rebuilds
         self.held_at[:] = [(attrs, name) for attrs, name in self.held_at if id(attrs) not in index]
 
     def clear(self) -> None:

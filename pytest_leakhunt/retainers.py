@@ -633,7 +633,14 @@ def shallow_size(obj: Any) -> int:
     cls = type(obj)
     module = sys.modules.get(cls.__module__)
     keep = module is not None and getattr(module, cls.__qualname__, None) is cls
-    return int(_asizeof().flatsize(obj, save=keep))
+    asizeof = _asizeof()
+    claskeys = asizeof._claskeys  # noqa: SLF001 - pympler keeps every class it sizes (key: the class's id)
+    known = len(claskeys)
+    size = int(asizeof.flatsize(obj, save=keep))
+    if len(claskeys) > known:  # a class a test made must not outlive it here
+        for key in list(claskeys)[known:]:
+            del claskeys[key]
+    return size
 
 
 @functools.cache

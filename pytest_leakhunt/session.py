@@ -20,7 +20,6 @@ from pytest_leakhunt.config import Settings, TestPolicy, policy_for
 from pytest_leakhunt.explain import Check, Explainer, untracked_growth
 from pytest_leakhunt.harness import Harness
 from pytest_leakhunt.model import Leak, RunTotals, TestLeaks
-from pytest_leakhunt.naming import qualified_type
 from pytest_leakhunt.report import describe, render_summary, render_test, write_json
 from pytest_leakhunt.window import HeapWindow
 
@@ -65,6 +64,8 @@ class LeakHunt:
         self._unwound = False
         #: leaks of the running check whose growth a second run decides (per test; dropped after it)
         self._probe = growth.Probe()
+        #: the same for the leaks of a second run, when a third must tell whether they stay
+        self._probe_next = growth.Probe()
         #: inside that second run: its leaks are compared, not judged
         self._probing = False
         self._settled = growth.Settled()
@@ -180,6 +181,10 @@ class LeakHunt:
             ):
                 self._second_run(item, nextitem, probe)
             leaks = [growth.settle(leak, self._settled.verdicts, self._grown) for leak in leaks]
+            for fingerprint, _, _, root, leaked, _ in probe.entries:
+                if self._settled.verdicts.get(fingerprint) == growth.GROWS or self.settings.strict:
+                    self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
+            root = leaked = None
         finally:
             probe.close()
             self._grown = {}
@@ -191,7 +196,40 @@ class LeakHunt:
         return dataclasses.replace(verdict, leaks=failing, retained=kept, outcome=outcome)
 
     def _second_run(self, item: pytest.Item, nextitem: pytest.Item | None, probe: growth.Probe) -> None:
-        """Run the test's protocol again, reports dropped, and compare what it leaves with *probe*."""
+        """Run the test's protocol again, reports dropped, and compare what it leaves with *probe*.
+
+        Growth the second run shows only as a keyed entry (a new dict key, an
+        attribute) may be a slot that every later run replaces (a registry
+        keeping the first class under one name and the last under another): a
+        third run tells, the same way, whether the second run's object stays.
+        """
+        try:
+            leaks = self._run_again(item, nextitem)
+            verdicts = probe.verdicts(leaks, retainers.holds)
+            entries = probe.by_fingerprint()
+            shown = {fp: growth.shown_again(entries[fp], leaks) for fp, verdict in verdicts.items() if verdict == growth.GROWS}
+            doubtful = [fp for fp, leak in shown.items() if not entries[fp][5] and leak is not None and leak.retention != growth.GROWS]
+            second, self._probe_next = self._probe_next, growth.Probe()
+            if doubtful and second.entries:
+                later = second.verdicts(self._run_again(item, nextitem), retainers.holds)
+                for fp in doubtful:
+                    if not any(later.get(e[0]) == growth.GROWS and growth.same_holder(entries[fp][1], e[1]) for e in second.entries):
+                        verdicts[fp] = growth.ONCE
+            # what the second run added to a growing leak is that leak too, for blaming later tests
+            grows = [entries[fp][1] for fp, verdict in verdicts.items() if verdict == growth.GROWS]
+            for entry in second.entries:
+                if any(growth.same_holder(name, entry[1]) for name in grows):
+                    self._earlier.remember([entry[3], entry[4]], item.nodeid)
+            entry = None  # type: ignore[assignment]
+            second.close()
+        finally:
+            self._probe_next.close()
+        self._settled.verdicts.update(verdicts)
+        # what grows is best shown by what the second run added: the first run also made the holder
+        self._grown = {fp: leak for fp, leak in shown.items() if verdicts.get(fp) == growth.GROWS}
+
+    def _run_again(self, item: pytest.Item, nextitem: pytest.Item | None) -> list[Leak]:
+        """One more run of the test's protocol, its reports dropped: the leaks it left, unjudged."""
         policy = item.stash.get(POLICY_KEY, None) or policy_for(item, self.settings)
         self._probing = True
         try:
@@ -199,15 +237,7 @@ class LeakHunt:
             again = self.close_window(item)
         finally:
             self._probing = False
-        leaks = list(again.leaks) if again is not None else []
-        verdicts = probe.verdicts(leaks, retainers.holds)
-        self._settled.verdicts.update(verdicts)
-        # what grows is best shown by what the second run added: the first run also made the holder
-        self._grown = {fp: growth.shown_again(entry, leaks) for fp, entry in probe.by_fingerprint().items() if verdicts.get(fp) == growth.GROWS}
-        for fingerprint, _, _, root, leaked, _ in probe.entries:
-            if verdicts.get(fingerprint) == growth.GROWS:
-                self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
-        root = leaked = None
+        return list(again.leaks) if again is not None else []
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not (self.totals.checked or self.totals.allowed):
@@ -282,7 +312,8 @@ class LeakHunt:
     def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:
         survivors = census.Survivors()
         held_at = len(self.harness.held_at)
-        check = Check(item, policy.ignore_types, self._probe, self._probing, self._tracked, self._tracked_reported)
+        probe = self._probe_next if self._probing else self._probe  # a second run's leaks: for a third to confirm
+        check = Check(item, policy.ignore_types, probe, self._probing, self._tracked, self._tracked_reported)
         try:
             running, owned = resources.running(survivors.objs, policy.resources, survivors.types) if policy.resources else ([], set())
             found, more = self._census(check, survivors, owned)
@@ -306,6 +337,7 @@ class LeakHunt:
         harness.begin_check(item, survivors, self._unwound)
         codes = harness.hook_codes()
         rest, remembered = classify.unaccounted(survivors, codes, check.ignore_types, harness.held_at)
+        survivors.forget_types()  # the set of their types is ours: a reference to a test's class no holder explains
         builtin = self._unwound
         if not rest and not builtin:
             return [], 0  # no subject survived, and at a teardown report builtin roots are not judged
@@ -332,11 +364,11 @@ class LeakHunt:
 
     def _context(self, check: Check, codes: frozenset[int], builtin: bool) -> classify.Context:
         """What the session knows about the running test, for explaining its roots."""
-        item, harness, chains = check.item, self.harness, self._explainer.chains
+        item, harness = check.item, self.harness
         return classify.Context(
             holders=lambda: list(harness.holders(item)),
             shared=harness.shared_holders,
-            known_leak=lambda obj: chains.lookup(obj, qualified_type(obj)),
+            known_leak=self._explainer.known_leak,
             harness_codes=codes,
             ignore_types=check.ignore_types,
             item=item,
