@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_leakhunt import artifacts
+from pytest_leakhunt.naming import type_name
 from pytest_leakhunt.resources import DEFAULT_KINDS, KINDS
 
 #: (option name, ini name, help). One help string serves both twins.
@@ -231,8 +232,7 @@ def no_leaks(*, ignore_types: Any = (), repeat: int | None = None) -> tuple[froz
     names = set()
     for entry in ignore_types:
         if isinstance(entry, type):
-            module = entry.__module__
-            names.add(entry.__qualname__ if module == "builtins" else f"{module}.{entry.__qualname__}")
+            names.add(type_name(entry))
         elif isinstance(entry, str):
             names.add(entry)
         else:

@@ -28,8 +28,9 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pytest_leakhunt.census import attribute_dict, qualified_type
+from pytest_leakhunt.census import attribute_dict
 from pytest_leakhunt.model import UNTRACKED, Leak
+from pytest_leakhunt.naming import qualified_type
 
 Retention = Literal["grows", "once", "earlier", "unsettled"]
 GROWS: Retention = "grows"

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pytest_leakhunt.artifacts import write_text
+from pytest_leakhunt.naming import type_name
 
 #: V8's node and edge type tables; we use a few of each.
 NODE_TYPES = [
@@ -81,9 +82,6 @@ class Snapshot:
                 kind, name = described
             found = self._index[key] = self._new_node(kind, name, _size(obj))
         return found
-
-    def has(self, obj: Any) -> bool:
-        return id(obj) in self._index
 
     def edge(self, parent: int, kind: str, name: str | int, child: int) -> None:
         label = name if kind in ("element", "hidden") else self._string(str(name))
@@ -155,7 +153,7 @@ def _describe(obj: Any) -> tuple[str, str]:
     if isinstance(obj, (_ARRAYS, dict)):
         return ("array" if isinstance(obj, _ARRAYS) else "object"), type(obj).__name__
     cls = type(obj)
-    return "object", cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return "object", type_name(cls)
 
 
 def _attrs(obj: Any) -> dict[str, Any] | None:

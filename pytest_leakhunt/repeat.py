@@ -20,8 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_leakhunt import census, retainers
+from pytest_leakhunt import retainers
+from pytest_leakhunt.classify import is_subject
 from pytest_leakhunt.model import Leak
+from pytest_leakhunt.naming import qualified_type
+from pytest_leakhunt.window import HeapWindow
 
 #: Bytes a run must keep, on every run, to count as growth (allocator noise stays below it).
 MIN_BYTES = 64
@@ -48,30 +51,25 @@ def measure(run: Callable[[], Any], harness_codes: frozenset[int], rootdir: str)
     """Run once with the heap frozen and traced; count what survives it."""
     ours = not tracemalloc.is_tracing()
     gc.collect()
-    if ours:
-        tracemalloc.start(1)
-    census.begin()
     objs: list[Any] = []
-    try:
-        run()
-        gc.collect()
-        objs = gc.get_objects()
-        # the snapshot first: what we allocate below to count objects is not the run's
-        snapshot = tracemalloc.take_snapshot().filter_traces(_HARNESS_FILTERS) if ours else None
-        counts = collections.Counter(
-            census.qualified_type(obj)
-            for obj in objs
-            if census.is_subject(obj, harness_codes) and not (ours and _made_by_harness(obj))
-        )
-        holder = None
-        if snapshot is not None and sum(stat.size for stat in snapshot.statistics("filename")) >= MIN_BYTES:
-            holders = retainers.untracked_holders()  # before tracing stops: it asks tracemalloc who is new
-            holder = holders[0] if holders else None
-    finally:
-        objs.clear()
-        census.end()
-        if ours:
-            tracemalloc.stop()
+    with HeapWindow(trace_depth=1 if ours else 0):
+        try:
+            run()
+            gc.collect()
+            objs = gc.get_objects()
+            # the snapshot first: what we allocate below to count objects is not the run's
+            snapshot = tracemalloc.take_snapshot().filter_traces(_HARNESS_FILTERS) if ours else None
+            counts = collections.Counter(
+                qualified_type(obj)
+                for obj in objs
+                if is_subject(obj, harness_codes) and not (ours and _made_by_harness(obj))
+            )
+            holder = None
+            if snapshot is not None and sum(stat.size for stat in snapshot.statistics("filename")) >= MIN_BYTES:
+                holders = retainers.untracked_holders()  # before tracing stops: it asks tracemalloc who is new
+                holder = holders[0] if holders else None
+        finally:
+            objs.clear()
     if snapshot is None:
         return RunGrowth(dict(counts), None, None)
     # bytes made on lines of the project's own code: pytest plugins and libraries keep per-test bookkeeping

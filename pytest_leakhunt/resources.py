@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from pytest_leakhunt.model import RESOURCE_KINDS, Leak
+from pytest_leakhunt.naming import type_name
 
 KINDS = ("threads", "tasks", "processes", "fds")
 DEFAULT_KINDS = frozenset({"threads", "tasks", "processes"})
@@ -136,8 +137,8 @@ def _processes(objs: list[Any]) -> list[tuple[int, Leak]]:
 
 def _leak(obj: Any, kind: str, name: str, detail: str) -> Leak:
     """A resource left behind: plain data, no reference to *obj* (a descriptor number is named by its kind)."""
-    type_name = "file descriptor" if kind == "fd" else _qualname(type(obj))
-    return Leak(type=type_name, count=1, shallow_bytes=0, retained_bytes=0, retained_by=(detail,), kind=kind, name=name)
+    shown = "file descriptor" if kind == "fd" else type_name(type(obj))
+    return Leak(type=shown, count=1, shallow_bytes=0, retained_bytes=0, retained_by=(detail,), kind=kind, name=name)
 
 
 def open_fds() -> frozenset[int] | None:
@@ -180,10 +181,6 @@ def _fd_target(fd: int) -> str | None:
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return "open"
-
-
-def _qualname(cls: type) -> str:
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _callable_name(func: Any) -> str:

@@ -7,7 +7,6 @@ the objects they passed in.
 
 from __future__ import annotations
 
-import collections
 import functools
 import gc
 import itertools
@@ -22,14 +21,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import tracemalloc
 
-from pytest_leakhunt.census import (
-    _LRU_TYPE,
-    CONTAINERS,
-    attribute_dict,
-    is_harness_module,
-    module_of,
-    qualified_type,
-)
+from pytest_leakhunt.census import attribute_dict
+from pytest_leakhunt.naming import module_of, qualified_type
+from pytest_leakhunt.registries import _LRU_TYPE, CONTAINERS, ELEMENT_CONTAINERS, is_harness_module
 
 #: Levels searched upward from a leaked object.
 _MAX_DEPTH = 8
@@ -630,10 +624,6 @@ def _orphan_segments(obj: Any, ignore: Iterable[Any]) -> tuple[str, ...]:
 
 
 def shallow_size(obj: Any) -> int:
-    return _flatsize(obj)
-
-
-def _flatsize(obj: Any) -> int:
     """pympler's flat size, with its per-type layout kept for types that live as long as their module.
 
     pympler works a type's layout out again on every call unless told to keep
@@ -666,14 +656,14 @@ def retained_size(objs: Iterable[Any]) -> int:
     total = 0
     seen: set[int] = set()
     for obj in objs:
-        total += _flatsize(obj)
+        total += shallow_size(obj)
         for ref in gc.get_referents(obj):
             if gc.is_tracked(ref) or id(ref) in seen or isinstance(ref, type):
                 continue
             # one reference from obj, one from get_referents' list, one from `ref`, one for the call
             if sys.getrefcount(ref) <= 4:
                 seen.add(id(ref))
-                total += _flatsize(ref)
+                total += shallow_size(ref)
     return total
 
 
@@ -760,9 +750,6 @@ __all__ = [
 ]
 
 
-_ELEMENT_CONTAINERS = (list, tuple, set, frozenset, collections.deque)
-
-
 def untracked_holders() -> list[tuple[str, int, int]]:
     """Module-level containers holding values the collector does not track, made while tracing.
 
@@ -786,7 +773,7 @@ def untracked_holders() -> list[tuple[str, int, int]]:
             for path, holder in places:
                 if isinstance(holder, dict):
                     elements: Iterable[Any] = [*holder.keys(), *holder.values()]
-                elif isinstance(holder, _ELEMENT_CONTAINERS):
+                elif isinstance(holder, ELEMENT_CONTAINERS):
                     elements = list(holder)
                 else:
                     continue

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_leakhunt.naming import type_name
+
 _NOT_WEAKREFABLE = "leak_tracker.track() needs an object that can be weakly referenced, and {type} objects cannot be. "
 #: builtin containers whose subclasses can be weakly referenced
 _SUBCLASSABLE = {list: "list", dict: "dict", set: "set"}
@@ -52,7 +54,7 @@ class LeakTracker:
         except TypeError:
             raise TypeError(_not_weakrefable(cls)) from None
         token = next(self._counter)
-        qualname = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+        qualname = type_name(cls)
         watched = Watched(token=token, name=name or f"{qualname}#{token}", type=qualname)
         finalizer = weakref.finalize(obj, self._collected.add, token)
         finalizer.atexit = False

@@ -23,10 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_leakhunt.registries import MUTABLE_CONTAINERS
 from pytest_leakhunt.retainers import is_user_file
-
-#: Containers whose length is read; a bounded deque is left out, it evicts.
-_WATCHED = (list, dict, set, collections.deque, collections.OrderedDict, collections.defaultdict)
 
 
 @dataclass(frozen=True)
@@ -102,7 +100,7 @@ def _container(value: Any) -> Any:
         value = value.get(None)
     if isinstance(value, collections.deque) and value.maxlen is not None:
         return None
-    return value if isinstance(value, _WATCHED) else None
+    return value if isinstance(value, MUTABLE_CONTAINERS) else None
 
 
 def _holds_any(container: Any, new: dict[int, int]) -> bool:

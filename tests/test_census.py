@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from pytest_leakhunt import census
+from pytest_leakhunt import census, classify, roots
+from pytest_leakhunt.registries import KnownHolders
+from pytest_leakhunt.window import YOUNG_COLLECT, HeapWindow
 
 
 class Thing:
@@ -23,23 +25,23 @@ class Registry:
 
 def _left_unexplained(during_test: Callable[[], None], is_candidate: Callable[[Any], bool], shared: list[Any]) -> bool:
     """Run *during_test* inside a check window and ask whether the one candidate survivor stays unexplained."""
-    census.begin()
+    HeapWindow().open()
     try:
         during_test()
         survivors = census.Survivors()
         try:
             (i,) = [k for k, obj in enumerate(survivors.objs) if is_candidate(obj)]
-            context = census.Context(
+            context = classify.Context(
                 holders=lambda: [],
                 shared=lambda fresh: shared,
                 harness_codes=frozenset(),
                 ignore_types=frozenset(),
             )
-            return census.unexplained(survivors, [i], context, census.KnownHolders()) == [i]
+            return roots.unexplained(survivors, [i], context, KnownHolders()) == [i]
         finally:
             survivors.close()
     finally:
-        census.end()
+        HeapWindow().close()
 
 
 def test_a_holder_tried_twice_explains_its_reference_once() -> None:
@@ -97,7 +99,7 @@ def test_the_window_garbage_is_freed_even_after_the_test_collected_it_into_gener
     """A test's own gc.collect() moves its live objects to generation 2: the census must then collect it too."""
     was_enabled = gc.isenabled()
     gc.disable()  # no automatic collection may decide which path the census takes
-    census.begin()
+    HeapWindow().open()
     try:
         promoted = Node()
         gc.collect(1)  # what the test does: `promoted`, still alive, moves to generation 2
@@ -107,17 +109,17 @@ def test_the_window_garbage_is_freed_even_after_the_test_collected_it_into_gener
         census.Survivors().close()
         assert [ref() for ref in gone] == [None, None]
     finally:
-        census.end()
+        HeapWindow().close()
         if was_enabled:
             gc.enable()
 
 
-@pytest.mark.skipif(not census._YOUNG_COLLECT, reason="the cheap collection is only exact with three generations")
+@pytest.mark.skipif(not YOUNG_COLLECT, reason="the cheap collection is only exact with three generations")
 def test_the_census_of_a_test_that_promoted_nothing_frees_its_garbage_without_a_full_collection() -> None:
     """A full collection also empties the interpreter's free lists: the census avoids it when it can."""
     was_enabled = gc.isenabled()
     gc.disable()
-    census.begin()
+    HeapWindow().open()
     try:
         young = Node()
         gone = weakref.ref(young)
@@ -127,6 +129,6 @@ def test_the_census_of_a_test_that_promoted_nothing_frees_its_garbage_without_a_
         assert gone() is None
         assert gc.get_stats()[2]["collections"] == full_before
     finally:
-        census.end()
+        HeapWindow().close()
         if was_enabled:
             gc.enable()

@@ -338,16 +338,16 @@ KNOWN_HOLDER = """
 @pytest.fixture
 def searched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the tests (run in-process by pytester) whose check searched for retainer chains: the slow path."""
-    from pytest_leakhunt.session import LeakHunt
+    from pytest_leakhunt.explain import Explainer
 
     names: list[str] = []
-    real = LeakHunt._find_chains
+    real = Explainer._find_chains
 
-    def counting(self: LeakHunt, item: pytest.Item, *args: object, **kwargs: object) -> list[list[object]]:
+    def counting(self: Explainer, item: pytest.Item, *args: object, **kwargs: object) -> list[list[object]]:
         names.append(item.name)
         return real(self, item, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(LeakHunt, "_find_chains", counting)
+    monkeypatch.setattr(Explainer, "_find_chains", counting)
     return names
 
 

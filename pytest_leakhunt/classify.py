@@ -1,0 +1,483 @@
+"""What a survivor is: a subject a leak is about, harness bookkeeping, or a neutral container.
+
+The verdict of a type is cached (``_TYPE_VERDICT``); functions, generators,
+modules and classes are judged one by one (``_DYNAMIC``). ``unaccounted`` and
+``quick_verdict`` end the check of almost every test without looking for
+roots; ``_not_benign`` keeps the roots whose walk through neutral containers
+meets a subject.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import gc
+import itertools
+import sys
+import types
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_leakhunt.census import Survivors, _held_by, _held_by_views, attribute_dict
+from pytest_leakhunt.naming import module_of, qualified_type
+from pytest_leakhunt.registries import _LRU_TYPE, CONTAINERS, is_bounded_cache, is_harness_module
+from pytest_leakhunt.window import HeapWindow
+
+#: Types that only carry references; what they hold decides.
+_NEUTRAL_TYPES: frozenset[type] = frozenset(
+    {
+        list,
+        dict,
+        tuple,
+        set,
+        frozenset,
+        types.CellType,
+        types.MethodType,
+        types.TracebackType,
+        types.FrameType,
+        type(iter([])),
+        type(reversed([])),
+        type(iter(())),
+        type(iter({})),
+        type(iter({}.values())),
+        type(iter({}.items())),
+        type(iter(set())),
+        collections.deque,
+        collections.OrderedDict,
+        collections.defaultdict,
+        functools.partial,
+    }
+)
+
+
+#: Instances of these modules' types only carry state for their owner. Codec
+#: decoders sit behind an untracked ``_io.IncrementalNewlineDecoder``, so the
+#: text stream that owns one is invisible to the collector.
+_NEUTRAL_MODULES = frozenset({"builtins", "encodings", "codecs"})
+
+
+#: Functions from these modules only wrap what their closure holds.
+_WRAPPER_MODULES = frozenset({"contextlib", "functools"})
+
+
+#: Never a leak themselves: they do not keep their referent alive, and weak
+#: containers (``WeakValueDictionary``, ``WeakSet``, ``weakref.finalize``)
+#: rely on them.
+_WEAK_MODULES = ("weakref", "_weakref", "_weakrefset")
+
+
+@dataclass
+class Context:
+    """What the session knows about the running test, for explaining roots."""
+
+    #: the running test's own harness state: item, request, fixtures (called only when needed)
+    holders: Callable[[], Iterable[Any]]
+    #: session-wide harness state (plugins, config, first-use caches); True asks for a fresh list
+    shared: Callable[[bool], list[Any]]
+    #: ids of the code objects of hooks and of pytest's own functions (their generators and closures are harness)
+    harness_codes: frozenset[int]
+    ignore_types: frozenset[str]
+    #: a verified retainer chain for an object a known leak holder keeps, else None
+    known_leak: Callable[[Any], list[Any] | None] = lambda obj: None
+    #: extra references to assume for roots a registry would otherwise excuse
+    forced: dict[int, int] = field(default_factory=dict)
+    #: chains found through known_leak, by survivor index; cleared with the context
+    chains: dict[int, list[Any]] = field(default_factory=dict)
+    #: the running item: it holds the test's fixture values, so it is tried with the hottest shared holders
+    item: Any = None
+    #: (attribute dict, name) of shared harness holders that kept subjects in earlier checks, such as the
+    #: logging plugin's capture streams; owned by the session, which clears it when its holders change
+    held_at: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    #: whether pytest's stack has unwound: then a root of builtin types only is judged by who holds it
+    #: (at a teardown report, pytest's own stack temporaries are such roots on every test)
+    builtin_roots: bool = False
+    #: the quick verdict accounted for every subject: only roots of builtin types are left to judge
+    subjects_settled: bool = False
+    #: the open check window, thawed for searches that must see the old heap
+    window: HeapWindow = field(default_factory=HeapWindow)
+
+
+def _origin(obj: Any, harness_codes: frozenset[int]) -> str | None:
+    """The module an object belongs to; None for containers whose contents decide."""
+    cls = type(obj)
+    if cls is types.FunctionType:
+        if id(obj.__code__) in harness_codes:
+            return "pytest"
+        module = module_of(obj)
+        return None if module in _WRAPPER_MODULES else module
+    if cls in (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType):
+        code = getattr(obj, "gi_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None)
+        if id(code) in harness_codes:
+            return "pytest"
+        frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
+        return frame.f_globals.get("__name__", "") if frame is not None else ""
+    if isinstance(obj, type):
+        return module_of(obj)
+    module = module_of(cls)
+    if cls in _NEUTRAL_TYPES or module.split(".", 1)[0] in _NEUTRAL_MODULES:
+        return None
+    return module
+
+
+def is_subject(obj: Any, harness_codes: frozenset[int]) -> bool:
+    """True for objects a leak is about: neither a plain container nor harness bookkeeping."""
+    origin = _origin(obj, harness_codes)
+    return origin is not None and not is_harness_module(origin) and not _is_weak(obj)
+
+
+def _is_weak(obj: Any) -> bool:
+    return type(obj).__module__ in _WEAK_MODULES or isinstance(obj, weakref.ref)
+
+
+# What a survivor's type says about it, for the walks of _not_benign and _walk_neutral.
+_NEUTRAL, _STOP, _SUBJECT, _DYNAMIC = 0, 1, 2, 3
+
+
+_DYNAMIC_TYPES = (types.FunctionType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, types.ModuleType)
+
+
+_TYPE_VERDICT: dict[type, int] = {}
+
+
+#: The same verdicts as sets, so that quick_verdict sorts a test's types with set operations:
+#: types that need no further look (_NEUTRAL, _STOP) and types whose instances are subjects.
+_SETTLED_TYPES: set[type] = set()
+
+
+_SUBJECT_TYPES: set[type] = set()
+
+
+_CODE_OF = {
+    types.FunctionType: "__code__",
+    types.GeneratorType: "gi_code",
+    types.CoroutineType: "cr_code",
+    types.AsyncGeneratorType: "ag_code",
+}
+
+
+def _verdict(obj: Any, harness_codes: frozenset[int]) -> int:
+    """_NEUTRAL: walk into it; _STOP: harness, weak or module, do not walk; _SUBJECT: what leaks are about."""
+    cls = type(obj)
+    verdict = _TYPE_VERDICT.get(cls)
+    if verdict is None:
+        if cls in _DYNAMIC_TYPES or cls is _LRU_TYPE or issubclass(cls, type):
+            verdict = _DYNAMIC
+        elif _is_weak(obj):
+            verdict = _STOP
+        else:
+            origin = _origin(obj, harness_codes)
+            verdict = _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
+        _TYPE_VERDICT[cls] = verdict
+        if verdict < _SUBJECT:
+            _SETTLED_TYPES.add(cls)
+        elif verdict == _SUBJECT:
+            _SUBJECT_TYPES.add(cls)
+    if verdict != _DYNAMIC:
+        return verdict
+    if cls is types.ModuleType:
+        # one the import system loaded is the runtime's first-use cache; one a test made and registered is the test's
+        return _STOP if getattr(obj, "__spec__", None) is not None else _SUBJECT
+    code = _CODE_OF.get(cls)
+    if code is not None and id(getattr(obj, code)) in harness_codes:
+        return _STOP  # a hook's generator or a lambda of pytest's runner: the common case, kept fast
+    if cls is _LRU_TYPE:
+        # a bounded cache evicts by design; an unbounded one is judged by what it keeps
+        return _STOP if is_bounded_cache(obj) else _NEUTRAL
+    origin = _origin(obj, harness_codes)
+    return _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
+
+
+def own_caches() -> list[Any]:
+    """This module's caches keyed by type: references from them are ours, never a reason to report."""
+    return [_TYPE_VERDICT, _SETTLED_TYPES, _SUBJECT_TYPES]
+
+
+def forget_new_types(objs: list[Any]) -> list[type]:
+    """Drop the verdicts of classes made during the check window: no cache of ours keeps a test's class alive.
+
+    ``unittest.mock`` makes a class for every Mock; cached strongly, each would
+    outlive its test. Returns the classes, for the other caches keyed by type.
+    """
+    new = [obj for obj in itertools.compress(objs, map(isinstance, objs, itertools.repeat(type)))]
+    for cls in new:
+        if _TYPE_VERDICT.pop(cls, None) is not None:
+            _SETTLED_TYPES.discard(cls)
+            _SUBJECT_TYPES.discard(cls)
+    return new
+
+
+def unaccounted(
+    survivors: Survivors,
+    harness_codes: frozenset[int],
+    ignore: frozenset[str],
+    held_at: list[tuple[dict[str, Any], str]],
+) -> tuple[list[Any], bool]:
+    """The subjects among the survivors that the remembered harness attributes do not account for.
+
+    The first stage of the quick verdict, and the end of the check of almost
+    every test: every reported leak contains a subject (see ``_not_benign``),
+    so a test whose survivors hold none is clean, and so is one whose subjects
+    are referenced only by attributes of harness objects that kept a test's
+    objects before (*held_at*: the logging plugin's per-phase capture streams),
+    provided those references are all there are. An empty list means clean;
+    the flag says whether the remembered attributes dismissed any subject.
+    """
+    objs = survivors.objs
+    # types never judged count as unsettled, like functions and generators
+    unsettled = survivors.types - _SETTLED_TYPES
+    if not unsettled:
+        return [], False
+    # instances of a subject type need no call per object; functions and generators are judged one by one
+    plain = unsettled & _SUBJECT_TYPES
+    subjects: list[Any] = []
+    # Most survivors are of settled types: pick the others out at C speed, then judge those few in order.
+    for obj in itertools.compress(objs, map(unsettled.__contains__, map(type, objs))):
+        if type(obj) in plain or _verdict(obj, harness_codes) == _SUBJECT:
+            subjects.append(obj)
+    obj = None
+    if ignore:
+        subjects = [obj for obj in subjects if qualified_type(obj) not in ignore]
+    if not subjects or not held_at:
+        return subjects, False
+    # References we hold ourselves, below: survivors.objs, one list of subjects, the loop variable and
+    # getrefcount's argument. A subject whose every other reference is a remembered attribute is done.
+    rest = [s for s in subjects if sys.getrefcount(s) - 4 != _count_at(held_at, s)]
+    return rest, len(rest) < len(subjects)
+
+
+def quick_verdict(survivors: Survivors, context: Context, slots: list[Any], rest: list[Any], remembered: bool) -> list[int] | None:
+    """The leaked survivors when the answer needs no search for roots, else None.
+
+    *rest* and *remembered* are what ``unaccounted`` returned: subjects that
+    the remembered attributes do not explain, and whether they explained
+    others. Those referenced only by *slots* (harness holders that explained
+    earlier tests, and the item's fixture values) are clean too, provided
+    those references are all there are. A subject whose other references all
+    come from a holder that leaked in an earlier test (``context.known_leak``:
+    the same cache growing test after test) is that leak again: its chain goes
+    to ``context.chains`` and its index is returned. No other survivor can then
+    leak, since any path from a leaked root to a subject would end in a
+    reference that is not accounted for. Anything else (None) goes to the full
+    analysis.
+    """
+    # Each holder's references to subjects, counted once whichever view of an instance reports them
+    # (3.13 reports inline attributes on the object and none on its materialized __dict__). References we
+    # hold ourselves: survivors.objs, *rest*, the comprehension's variable and getrefcount's argument.
+    held, by_attributes = _held_by_views(slots, rest)
+    unheld = [id(s) for s in rest if sys.getrefcount(s) - 4 != held.count(id(s))]
+    if not unheld:
+        if by_attributes and not remembered:
+            _remember(context.held_at, slots, rest)
+        return []
+    rest.clear()  # the caller's list too: from here on, references are counted against the survivors' own
+    return _known_leaks_only(survivors, context, unheld, slots)
+
+
+#: At most this many remembered attributes: a few harness objects keep a test's objects after teardown.
+_MAX_HELD_AT = 16
+
+
+def _count_at(held_at: list[tuple[dict[str, Any], str]], obj: Any) -> int:
+    """References to *obj* from the remembered attributes; each (dict, name) is one distinct reference."""
+    count = 0
+    for attrs, name in held_at:
+        if attrs.get(name) is obj:
+            count += 1
+    return count
+
+
+def _remember(held_at: list[tuple[dict[str, Any], str]], holders: list[Any], objs: list[Any]) -> None:
+    """Which attributes of harness instances keep *objs*, so that later checks read them before scanning.
+
+    Only instances' attributes: plain dicts among the holders are the item's fixture values (per test),
+    which must not be kept.
+    """
+    wanted = set(map(id, objs))
+    known = {(id(attrs), name) for attrs, name in held_at}
+    for holder in holders:
+        attrs = attribute_dict(holder)
+        if attrs is None:
+            continue
+        for name, value in list(attrs.items()):
+            if id(value) in wanted and type(name) is str and (id(attrs), name) not in known:
+                known.add((id(attrs), name))
+                held_at.append((attrs, name))
+        value = None
+    del held_at[:-_MAX_HELD_AT]
+
+
+def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int], slots: list[Any]) -> list[int] | None:
+    """The survivors that repeat a known leak, when they and what only they keep are all that is unheld.
+
+    Each such survivor's references come from its known holder and the slots;
+    everything it keeps (its closure through survivors) is referenced only from
+    inside that closure and the slots; every unheld subject lies inside it.
+    Then no other root can reach a subject, and the full analysis would find
+    exactly these. References are counted with ``Survivors``' own bookkeeping,
+    after our lists of objects are gone.
+    """
+    objs, index, internal = survivors.objs, survivors.index, survivors.internal
+    chains: dict[int, list[Any]] = {}
+    for key in unheld:
+        chain = context.known_leak(objs[index[key]])
+        if chain is not None:
+            chains[index[key]] = chain
+        del chain
+    if not chains:
+        return None
+    closure = survivors.closure(chains)
+    if any(index[key] not in closure for key in unheld):
+        return None
+    kept = [objs[j] for j in closure]
+    from_closure = collections.Counter(map(id, gc.get_referents(*kept)))
+    held = collections.Counter(_held_by(slots, kept))
+    del kept
+    for j in closure:
+        key = id(objs[j])
+        if from_closure[key] != internal[j]:
+            return None  # another survivor points into what the leak keeps
+        known = j in chains
+        # From outside the survivors, less the reference the chain holds to its leak. The known holder
+        # references it (the lookup checked) and is counted once, without scanning a cache that grows
+        # test after test: a holder with two references (cache[obj] = obj) only sends the test to the
+        # full analysis, never past it.
+        outside = survivors.external(j) - known
+        if outside != held[key] + known:
+            return None
+    context.chains.update(chains)
+    return sorted(chains)
+
+
+def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> list[int]:
+    """The roots that retain something other than harness bookkeeping and neutral containers.
+
+    The hot loop of every check: type verdicts are cached, and a survivor found
+    benign from one root is not walked again from another.
+    """
+    objs = survivors.objs
+    harness_codes, ignore = context.harness_codes, context.ignore_types
+    verdicts = _TYPE_VERDICT
+    logging = sys.modules.get("logging")
+    registry = logging.Logger.manager.loggerDict if logging is not None else {}
+    new_modules: set[str] | None = None
+    benign: set[int] = set()
+    out: list[int] = []
+    builtin = context.builtin_roots
+    for i in roots:
+        if i in benign:
+            continue
+        root = objs[i]
+        verdict = verdicts.get(type(root))
+        if verdict is None or verdict == _DYNAMIC:
+            verdict = _verdict(root, harness_codes)
+        if verdict == _STOP or (verdict == _SUBJECT and context.subjects_settled) or _scratch(root):
+            continue
+        if verdict == _SUBJECT:
+            # a logger getLogger() registered is the registry's; what a test hangs on it is forced in
+            if (
+                logging is not None
+                and isinstance(root, (logging.Logger, logging.PlaceHolder))
+                and registry.get(getattr(root, "name", None)) is root
+            ):
+                continue
+            if isinstance(root, type) or type(root) is types.FunctionType:
+                if new_modules is None:
+                    new_modules = {o.__name__ for o in objs if type(o) is types.ModuleType}
+                if root.__module__ in new_modules:
+                    continue  # defined by a module imported for the first time
+            if qualified_type(root) not in ignore:
+                out.append(i)
+                continue
+        if _walk_neutral(survivors, i, benign, context, builtin):
+            out.append(i)
+    return out
+
+
+def _walk_neutral(survivors: Survivors, i: int, benign: set[int], context: Context, builtin: bool) -> bool:
+    """Whether a neutral root is a candidate: walk the survivors it keeps, stopping at harness and weak objects.
+
+    A walk that meets a subject makes the root a candidate. Without one, the
+    root is pytest's bookkeeping when it keeps a new harness object (reports,
+    hook generators), the runtime's when it keeps only weak references or
+    nothing of weight (``[]``, ``['']``: ``io.StringIO`` keeps such lists in C
+    state on 3.11); otherwise, with *builtin*, it holds values of builtin types
+    and whoever holds it decides. The frames of pytest's own functions, which
+    a stored traceback keeps, are not walked. A benign walk's survivors are not
+    walked again from another root.
+    """
+    objs, index = survivors.objs, survivors.index
+    harness_codes, ignore, verdicts = context.harness_codes, context.ignore_types, _TYPE_VERDICT
+    seen = {i}
+    stack = [i]
+    harness = substance = False
+    while stack:
+        j = stack.pop()
+        if j in benign:
+            harness = True
+            continue
+        obj = objs[j]
+        verdict = verdicts.get(type(obj))
+        if verdict is None or verdict == _DYNAMIC:
+            verdict = _verdict(obj, harness_codes)
+        if verdict == _STOP:
+            harness = harness or not _is_weak(obj)
+            continue  # what the harness holds is the harness's bookkeeping
+        if verdict == _SUBJECT and j != i and qualified_type(obj) not in ignore:
+            return True
+        frame = type(obj) is types.FrameType
+        if frame and is_harness_module(obj.f_globals.get("__name__")):
+            continue
+        substance = substance or j != i
+        for ref in gc.get_referents(obj):
+            k = index.get(id(ref))
+            if k is not None:
+                if k >= 0 and k not in seen and not (frame and _is_harness(ref, harness_codes)):
+                    seen.add(k)
+                    stack.append(k)
+            elif builtin and not frame and not harness and is_harness_module(module_of(type(ref))):
+                harness = True  # an old pytest object: a fixture definition, a node
+            elif builtin and not substance and not _weightless(ref):
+                substance = True
+    if builtin and substance and not harness:
+        return True
+    benign.update(seen)
+    return False
+
+
+def _is_harness(obj: Any, harness_codes: frozenset[int]) -> bool:
+    """A new harness object (a request, a report) that a test's frame refers to: not what the test keeps."""
+    verdict = _TYPE_VERDICT.get(type(obj))
+    if verdict is None or verdict == _DYNAMIC:
+        verdict = _verdict(obj, harness_codes)
+    return verdict == _STOP and not _is_weak(obj)
+
+
+def _scratch(root: Any) -> bool:
+    """An empty list or dict, or a list of empty strings: a C object's scratch buffer, not worth a walk."""
+    kind = type(root)
+    if kind is list:
+        return not root or all(type(value) is str and not value for value in root)
+    return kind is dict and not root
+
+
+def _weightless(value: Any) -> bool:
+    """Referents that give a root no weight of its own: None, empty strings, booleans, classes, weak references."""
+    if type(value) is types.FunctionType:  # weakref.finalize's exit hook, which atexit keeps from its first use
+        return module_of(value) in _WEAK_MODULES
+    return value is None or type(value) in (bool, type) or (type(value) is str and not value) or _is_weak(value)
+
+
+#: How many of the most recently useful shared holders are tried before the test's own.
+HOT = 4
+
+
+#: Longest container among the hot holders that ``quick_verdict`` reads on every check; a longer one (``re``'s
+#: pattern cache once a test has filled it) cost tens of microseconds per test and is left to the full analysis.
+QUICK_SLOT_LEN = 64
+
+
+def quick_slots(shared: list[Any]) -> list[Any]:
+    """The hot shared holders cheap enough to read on every check: instances and short containers."""
+    return [h for h in shared[:HOT] if not isinstance(h, CONTAINERS) or len(h) <= QUICK_SLOT_LEN]

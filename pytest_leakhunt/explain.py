@@ -1,0 +1,441 @@
+"""Explain what a test leaked: group its leaked roots, find who holds each group, build ``Leak`` records.
+
+Runs only when the census left something: the heap is thawed, since chain
+searches ask ``gc.get_referrers``, which skips frozen objects. Three steps,
+each a method of ``Explainer``: ``Groups`` puts the roots that keep the same
+object together and by type; ``_resolve`` finds one retainer chain per group
+(a cached chain first) and drops groups that turn out to be a registry's or
+pytest's; ``_leaks`` builds one ``Leak`` per group and holder.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_leakhunt import growth, hints, resources, retainers
+from pytest_leakhunt.census import Survivors
+from pytest_leakhunt.classify import Context, is_subject, own_caches
+from pytest_leakhunt.harness import Harness, pytest_keeps
+from pytest_leakhunt.model import UNTRACKED, Leak
+from pytest_leakhunt.naming import qualified_type
+from pytest_leakhunt.registries import is_bounded_cache
+from pytest_leakhunt.roots import recheck_orphans, unexplained
+
+if TYPE_CHECKING:
+    from pytest_leakhunt.config import Settings
+    from pytest_leakhunt.tracker import LeakTracker
+    from pytest_leakhunt.untracked import ContainerWatch
+    from pytest_leakhunt.window import HeapWindow
+
+#: At most this many retainer chains per test; each costs a walk of the heap.
+MAX_CHAINS = 8
+#: A global that the runtime makes and fills on first use in any module (``warnings``' registry of shown warnings).
+_RUNTIME_CACHE = "__warningregistry__"
+
+
+@dataclass
+class Check:
+    """One test's check, as the explain stage sees it."""
+
+    item: pytest.Item
+    ignore_types: frozenset[str]
+    #: leaks whose growth a second run decides (the session's, for this check)
+    probe: growth.Probe
+    #: inside that second run: its leaks are compared, not judged
+    probing: bool = False
+    #: ids of the objects the test's leak_tracker watches and that are alive -> tracked name
+    tracked: dict[int, str] = field(default_factory=dict)
+    #: those the census already reported
+    tracked_reported: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Groups:
+    """Leaked roots grouped by the object a leak is named after (its principal), and principals by type."""
+
+    #: principal -> the roots that keep it
+    units: dict[int, list[int]]
+    #: qualified type -> principals
+    by_type: dict[str, list[int]]
+    #: principal -> the root whose chain explains the group
+    anchor_of: dict[int, int]
+
+    @classmethod
+    def of(cls, survivors: Survivors, candidates: list[int], harness_codes: frozenset[int], ignore: frozenset[str]) -> Groups:
+        objs = survivors.objs
+        units: dict[int, list[int]] = {}
+        for i in _outermost(survivors, candidates, harness_codes):
+            units.setdefault(_principal(survivors, i, harness_codes), []).append(i)
+        by_type: dict[str, list[int]] = {}
+        for p in units:
+            name = qualified_type(objs[p])
+            if name not in ignore:
+                by_type.setdefault(name, []).append(p)
+        return cls(units, by_type, {p: (p if p in units[p] else units[p][0]) for p in units})
+
+    def principal_of(self, anchor: int) -> int | None:
+        return next((p for p in self.units if self.anchor_of[p] == anchor), None)
+
+    def drop(self, anchor: int) -> None:
+        """Forget the group *anchor* explains."""
+        p = self.principal_of(anchor)
+        if p is not None:
+            self.units.pop(p)
+            self.by_type = {t: [q for q in ps if q != p] for t, ps in self.by_type.items()}
+
+
+class Explainer:
+    """The explain stage, and what it keeps between checks: chains found, the index of module globals."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, harness: Harness, earlier: growth.EarlierLeaks) -> None:
+        self.config = config
+        self.settings = settings
+        self.harness = harness
+        self.earlier = earlier
+        self.chains = retainers.ChainCache()
+        self.globals = retainers.ModuleGlobals()
+
+    def clear(self) -> None:
+        self.chains.clear()
+        self.globals.clear()
+
+    def known_leak(self, obj: Any) -> list[Any] | None:
+        """A chain an earlier leak found that still holds *obj*, unless it ends at a registry learned since."""
+        chain = self.chains.lookup(obj, qualified_type(obj))
+        if chain is not None and len(chain) >= 2:
+            known = self.harness.known
+            known.refresh()
+            if id(chain[-2]) in known.ids():
+                return None
+        return chain
+
+    def explain(self, check: Check, survivors: Survivors, candidates: list[int], context: Context, running: bool = False) -> tuple[list[Leak], int]:
+        """Group leaked roots by what they keep alive and by holder; one retainer chain per group.
+
+        With a thread or task still *running*, values of builtin types that
+        nothing gc-visible holds are on its stack: its state, reported with it.
+        """
+        groups = Groups.of(survivors, candidates, self.harness.hook_codes(), check.ignore_types)
+        needed = [groups.anchor_of[p] for p in groups.units if groups.anchor_of[p] not in context.chains]
+        if needed:
+            self._resolve(check, survivors, candidates, groups, needed, context, running)
+        return self._leaks(check, survivors, groups, context.chains)
+
+    def _resolve(
+        self, check: Check, survivors: Survivors, candidates: list[int], groups: Groups, needed: list[int], context: Context, running: bool
+    ) -> None:
+        """One chain search for every group's anchor that no cached chain explains; drop what turns out benign."""
+        objs, chains = survivors.objs, context.chains
+        needed = self._search(check, survivors, candidates, groups, needed, context)
+        registries = self.harness.known.ids()  # a chain through a registry must not explain the next object it holds
+        new = survivors.index
+        for a in needed:
+            if a in chains and id(chains[a][-2]) not in registries and not any(id(x) in new for x in chains[a][:-1]):
+                self.chains.store(chains[a], qualified_type(objs[a]))
+        # values of builtin types that only pytest's own state keeps are its bookkeeping; a broader-scope
+        # fixture's value this test's setup made is not: the test may have added to it
+        codes = self.harness.hook_codes()
+        for a in needed:
+            p = groups.principal_of(a) if a in chains else None
+            if p is not None and pytest_keeps(chains[a], is_subject(objs[p], codes)):
+                groups.drop(a)
+        orphans = [a for a in needed if a not in chains]
+        if orphans:
+            # no module reaches them: perhaps only old garbage does, which a full collection frees
+            kept = set(recheck_orphans(survivors, orphans, context, self.harness.known))
+            if running:
+                kept = {a for a in kept if is_subject(objs[a], codes)}
+            anchor_of = groups.anchor_of
+            groups.by_type = {t: [p for p in ps if anchor_of[p] not in orphans or anchor_of[p] in kept] for t, ps in groups.by_type.items()}
+
+    def _search(self, check: Check, survivors: Survivors, candidates: list[int], groups: Groups, needed: list[int], context: Context) -> list[int]:
+        """Chains for *needed* into ``context.chains``; a bounded cache that holds an anchor is learned, not reported.
+
+        Returns the anchors still to explain: those a learned cache accounts
+        for are gone (and their groups with them).
+        """
+        objs, chains, units = survivors.objs, context.chains, groups.units
+        found = self._find_chains(check.item, context, [objs[a] for a in needed], [objs, candidates, units, chains, needed], is_bounded_cache)
+        cached = []
+        adopted: list[Any] = []
+        for a, chain in zip(needed, found):
+            if len(chain) > 1 and is_bounded_cache(chain[-2]):
+                # a bounded cache on some instance (a per-object lru_cache): learn it, judge again
+                self.harness.known.adopt(chain[-2])
+                adopted.append(chain[-2])
+                cached.append(a)
+            elif len(chain) > 1:
+                chains[a] = chain
+        del found, chain
+        if not cached:
+            return needed
+        # the adopted caches may also explain anchors no search reached (a wide cache's other entries)
+        again = [a for a in needed if a in cached or a not in chains]
+        still = set(unexplained(survivors, again, context, self.harness.known))
+        for a in again:
+            if a not in still:
+                units.pop(next(p for p in units if groups.anchor_of[p] == a), None)
+        needed = [a for a in needed if a not in again or a in still]
+        groups.by_type = {t: [p for p in ps if p in units] for t, ps in groups.by_type.items()}
+        retry = [a for a in cached if a in still]
+        if retry:  # kept by more than the cache: a search around it names the other holder
+            found = self._find_chains(check.item, context, [objs[a] for a in retry], [objs, candidates, units, chains, needed, retry, *adopted])
+            chains.update((a, chain) for a, chain in zip(retry, found) if len(chain) > 1)
+            del found
+        adopted.clear()
+        return needed
+
+    def _leaks(self, check: Check, survivors: Survivors, groups: Groups, chains: dict[int, list[Any]]) -> tuple[list[Leak], int]:
+        """One ``Leak`` per group of principals of one type that share a holder; past MAX_CHAINS, a count."""
+        leaks: list[Leak] = []
+        more = 0
+        drawn: list[tuple[list[Any], set[int]]] = []  # for --leaks-snapshot-dir: each group's chain and closure
+        for type_name, principals in groups.by_type.items():
+            pending = list(principals)
+            while pending:
+                if len(leaks) >= MAX_CHAINS:
+                    more += 1
+                    break
+                leak, pending = self._leak_of(check, survivors, groups, chains, type_name, pending, drawn)
+                if leak is not None:
+                    leaks.append(leak)
+        if drawn:
+            self._write_snapshot(check.item.nodeid, drawn, survivors.objs)
+            drawn.clear()
+        return leaks, more
+
+    def _leak_of(
+        self,
+        check: Check,
+        survivors: Survivors,
+        groups: Groups,
+        chains: dict[int, list[Any]],
+        type_name: str,
+        pending: list[int],
+        drawn: list[tuple[list[Any], set[int]]],
+    ) -> tuple[Leak | None, list[int]]:
+        """The leak of ``pending[0]`` and the principals its holder also keeps; the principals left."""
+        objs, units = survivors.objs, groups.units
+        first = pending[0]
+        anchor = groups.anchor_of[first]
+        chain = chains.get(anchor) or [objs[anchor]]
+        segments = retainers.describe_chain(chain, ignore=[objs])
+        holder = chain[-2] if len(chain) >= 2 else None
+        if _RUNTIME_CACHE in segments:
+            return None, pending[1:]  # the warnings module's per-module registry: a first-use cache
+        # the object the leak is named after: the group's principal, or what a name-bound dict keeps
+        shown = _inside_slot_dict(survivors, first, segments)
+        if shown is None:
+            shown, shown_type = first, type_name
+        else:
+            shown_type = qualified_type(objs[shown])
+        retention, earlier = self._retention(check, chain, segments, shown_type, objs[shown])
+        picture = chain if self.settings.snapshot_dir and not check.probing else None
+        del chain
+        group = [first]
+        if holder is not None and len(pending) > 1:
+            held = set(map(id, gc.get_referents(holder)))
+            group += [p for p in pending[1:] if any(id(objs[r]) in held for r in units[p])]
+        del holder
+        closure = survivors.closure([r for p in group for r in units[p]])
+        if retention == growth.GROWS and not check.probing:
+            self.earlier.remember([objs[j] for j in closure], check.item.nodeid)
+        if picture is not None:
+            drawn.append((picture, closure))
+        del picture
+        representative = objs[shown]
+        tracked = check.tracked.get(id(representative))
+        if tracked is not None:
+            check.tracked_reported.add(id(representative))
+        leak = Leak(
+            type=shown_type,
+            count=len(group),
+            shallow_bytes=retainers.shallow_size(representative),
+            retained_bytes=retainers.retained_size(objs[j] for j in closure),
+            retained_by=segments,
+            allocated_at=retainers.allocation_site(representative, str(self.config.rootpath)),
+            root_type=qualified_type(objs[anchor]),
+            retention=growth.GROWS if tracked is not None else retention,
+            attributed_to=earlier,
+            kind="tracked" if tracked is not None else "object",
+            name=tracked,
+        )
+        del representative
+        return leak, [p for p in pending if p not in group]
+
+    def _retention(self, check: Check, chain: list[Any], segments: tuple[str, ...], type_name: str, leaked: Any) -> tuple[growth.Retention, str | None]:
+        """Whether a leak grows, is more of an earlier test's growing leak, or needs a second run to tell."""
+        earlier = self.earlier.leaked_by(chain)
+        if earlier is not None and earlier != check.item.nodeid:
+            return growth.EARLIER, earlier
+        holder = chain[-2] if len(chain) >= 2 else None
+        retention = growth.by_holder(holder) if holder is not None else growth.UNSETTLED
+        if retention == growth.UNSETTLED:  # a second run's entries go to its own probe, for a third run and blame
+            draft = Leak(type=type_name, count=1, shallow_bytes=0, retained_bytes=0, retained_by=segments)
+            fresh = any(chain[0] is fixturedef for fixturedef in self.harness.fresh_fixtures)
+            check.probe.add(hints.fingerprint(draft), growth.holder_root(segments), holder, chain[-1], leaked, fresh)
+            if check.probing and growth.appends(holder):
+                return growth.GROWS, None  # a second run's new element: what "grows" is made of
+        return retention, None
+
+    def _find_chains(
+        self,
+        item: pytest.Item,
+        context: Context,
+        targets: list[Any],
+        ignore: list[Any],
+        stop_at: Callable[[Any], bool] | None = None,
+    ) -> list[list[Any]]:
+        """``retainers.find_chains`` with what the session knows about where this test's objects can be held."""
+        # pytest state known to be alive: a chain ending there is not an orphan
+        live = [*context.holders(), *self.harness.fresh_fixtures, getattr(item, "callspec", None), item.session, item.config]
+        # where a test most often keeps things: its module's globals and its parameters, searched first
+        module = getattr(item, "module", None)
+        near = [x for x in (module, getattr(item, "callspec", None)) if x is not None]
+        try:
+            return retainers.find_chains(
+                targets,
+                ignore=[*ignore, targets, live, near, *own_caches(), *resources.own_caches()],
+                module_globals=self.globals,
+                live_harness=live,
+                likely_modules=[getattr(module, "__name__", "")],
+                near=near,
+                stop_at=stop_at,
+            )
+        finally:
+            live.clear()
+            near.clear()
+            targets.clear()
+
+    def _write_snapshot(self, nodeid: str, drawn: list[tuple[list[Any], set[int]]], objs: list[Any]) -> None:
+        """The leaked objects of this test, their references among themselves, and their chains from modules."""
+        from pytest_leakhunt import artifacts, heapsnapshot  # only for --leaks-snapshot-dir
+
+        snapshot = heapsnapshot.Snapshot()
+        for chain, closure in drawn:
+            heapsnapshot.add_chain(snapshot, chain)
+            heapsnapshot.add_objects(snapshot, [objs[j] for j in closure])
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_") + ".heapsnapshot"
+        path = os.path.join(str(self.settings.snapshot_dir), name)
+        # a snapshot that cannot be written is one warning at the end, never this test's verdict
+        artifacts.register(self.config).write(artifacts.SNAPSHOT, path, snapshot.write, replace_at_end=True)
+
+    def tracked(self, tracker: LeakTracker, reported: set[int], window: HeapWindow) -> list[Leak]:
+        """What the test's ``leak_tracker`` watches and is still alive, less what the census reported."""
+        window.collect()
+        if tracker.alive():
+            window.collect_all()  # a frozen cycle that holds a watched object is only freed unfrozen
+        leaks = []
+        for watched in tracker.alive():
+            obj = tracker.peek(watched)
+            if obj is None or id(obj) in reported:
+                continue
+            chain = retainers.find_chain(obj, ignore=[tracker], module_globals=self.globals)
+            segments = retainers.describe_chain(chain)
+            del chain
+            leaks.append(
+                Leak(
+                    type=watched.type,
+                    count=1,
+                    shallow_bytes=retainers.shallow_size(obj),
+                    retained_bytes=retainers.retained_size([obj]),
+                    retained_by=segments,
+                    allocated_at=retainers.allocation_site(obj, str(self.config.rootpath)),
+                    kind="tracked",
+                    name=watched.name,
+                )
+            )
+            del obj
+        return leaks
+
+
+def untracked_growth(check: Check, found: list[Leak], survivors: Survivors, watch: ContainerWatch, lengths: list[int]) -> list[Leak]:
+    """The project's module-level containers that got longer with values the census cannot see.
+
+    A container a reported leak already names is that leak. A list, set
+    or deque that got longer grows; a dict with more keys is decided by a
+    second run, like any keyed entry.
+    """
+    named = [growth.holder_root(leak.retained_by) for leak in found]
+    leaks = []
+    for grown in watch.grown(lengths, lambda: survivors.index):
+        path = f"{grown.module}.{grown.name}"
+        if any(growth.same_holder(path, other) for other in named):
+            continue
+        retention = growth.UNSETTLED if grown.keyed and not check.probing else growth.GROWS
+        leak = Leak(type=UNTRACKED, count=grown.added, shallow_bytes=0, retained_bytes=0, retained_by=(grown.module, grown.name), retention=retention)
+        if retention == growth.UNSETTLED:
+            check.probe.add(hints.fingerprint(leak), path, None, None, None, True)
+        leaks.append(leak)
+    return leaks
+
+
+def _outermost(survivors: Survivors, candidates: list[int], harness_codes: frozenset[int]) -> list[int]:
+    """Drop roots that another leaked root already retains: one leak, one report.
+
+    A thread never joined is a root, and so is the Event its running stack
+    waits on; the Event belongs to the thread's leak.
+    """
+    if len(candidates) < 2:
+        return list(candidates)  # the common case: a test leaks one thing
+    closures = {i: survivors.closure([i]) for i in candidates}
+    kept: list[int] = []
+    covered: set[int] = set()
+    objs = survivors.objs
+    # Objects a leak is about first (a Thread before the bound method the C thread state holds).
+    order = sorted(candidates, key=lambda i: (not is_subject(objs[i], harness_codes), -len(closures[i]), i))
+    for i in order:
+        if i not in covered and _principal(survivors, i, harness_codes) not in covered:
+            kept.append(i)
+            covered |= closures[i]
+    return sorted(kept)
+
+
+def _inside_slot_dict(survivors: Survivors, first: int, segments: tuple[str, ...]) -> int | None:
+    """For a plain dict bound to a name (a global, an attribute) and holding new values: its newest such value.
+
+    A dict of plain values is not tracked by the collector until a container
+    goes in, so a long-lived ``CONFIG = {}`` looks new the first time a test
+    stores a list in it. What the test left is the value, not the dict:
+    naming it gives the leak its real type, and lets a second run tell a
+    value replaced under the same key from one added.
+    """
+    root = survivors.objs[first]
+    index = survivors.index
+    if type(root) is tuple and segments and segments[-1] == "cached_result" and root:
+        value = index.get(id(root[0]), -1)  # a fixture's (value, key, exception): the value
+        return value if value >= 0 else None
+    if type(root) is not dict or not segments or not _names_a_slot(segments):
+        return None
+    inside = [index[id(value)] for value in list(root.values()) if index.get(id(value), -1) >= 0]
+    return inside[-1] if inside else None
+
+
+def _names_a_slot(segments: tuple[str, ...]) -> bool:
+    """Whether a chain ends at a name: a global, an attribute, a ``threading.local``'s attributes."""
+    return segments[-1][:1].isidentifier() or "<_local>" in segments[-2:]
+
+
+def _principal(survivors: Survivors, i: int, harness_codes: frozenset[int]) -> int:
+    """The object a leak is named after: the root, or the first subject it retains."""
+    objs, index = survivors.objs, survivors.index
+    queue = collections.deque([i])
+    seen = {i}
+    while queue:
+        j = queue.popleft()
+        if is_subject(objs[j], harness_codes):
+            return j
+        for ref in gc.get_referents(objs[j]):
+            k = index.get(id(ref))
+            if k is not None and k >= 0 and k not in seen:
+                seen.add(k)
+                queue.append(k)
+    return i

@@ -1,0 +1,172 @@
+"""Which survivors program state holds: roots that neither the harness nor a known registry explains.
+
+A survivor is a *root* when something outside the set of survivors references
+it. Roots are explained away, cheapest rule first: a walk that meets only
+harness bookkeeping and neutral containers (``classify``), then the known
+holders, which must account for every outside reference: the running test's
+pytest state, the session-wide harness state, the registries of the runtime.
+A candidate no module reaches is rechecked after a full collection
+(``recheck_orphans``), since an old object that turned into cyclic garbage
+while frozen still references new ones.
+"""
+
+from __future__ import annotations
+
+import codecs
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from pytest_leakhunt.census import Survivors, _expand, _refs_of
+from pytest_leakhunt.classify import HOT, Context, _not_benign
+from pytest_leakhunt.registries import KnownHolders
+
+_CODEC_INFO: type = codecs.CodecInfo
+
+
+def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolders) -> list[int]:
+    """Roots that neither the harness nor a known registry explains (fast path only)."""
+    objs = survivors.objs
+    roots = survivors.roots()
+    for j in _forced_roots(survivors):
+        context.forced[j] = context.forced.get(j, 0) + 1
+        roots.append(j)
+    if not roots:
+        return []
+    candidates = _not_benign(survivors, list(dict.fromkeys(roots)), context)
+    if not candidates:
+        return []
+    # A holder that leaked in an earlier test and still keeps this object: no need to look further.
+    for i in candidates:
+        chain = context.known_leak(objs[i])
+        if chain is not None:
+            context.chains[i] = chain
+        del chain
+    rest = unexplained(survivors, [i for i in candidates if i not in context.chains], context, known)
+    return sorted([*context.chains, *rest])
+
+
+def unexplained(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:
+    """Candidates with an external reference that no known holder accounts for.
+
+    Holders are tried from the most to the least likely and the walk stops as
+    soon as every candidate is accounted for. The session-wide holders come
+    from a cache; only when something is left unexplained are they gathered
+    afresh, since a plugin may have swapped an attribute since.
+    """
+    objs = survivors.objs
+    known.refresh()
+    registries = known.ids()  # an untracked cache dict looks new once filled
+    forced = context.forced
+    need = _Need(survivors.index)
+    for i in candidates:
+        if id(objs[i]) not in registries:
+            need.left[id(objs[i])] = survivors.external(i) + forced.get(i, 0)
+    if not need.settle_with([*context.shared(False)[:HOT], context.item], expanded=True) and not need.settle_with(context.holders()):
+        _settle_with_registries(need, context, known)
+    caches = known.class_caches() if need.left else []
+    if caches:
+        # a cache dict that its first entry made tracked is new, and a registry
+        for key in known.ids() & need.left.keys():
+            del need.left[key]
+        need.settle_with(caches)
+    if need.left and any(isinstance(objs[i], _CODEC_INFO) for i in candidates if id(objs[i]) in need.left):
+        need.settle_with(known.codec_cache(context.window), expanded=True)
+    return [i for i in candidates if id(objs[i]) in need.left]
+
+
+def _settle_with_registries(need: _Need, context: Context, known: KnownHolders) -> None:
+    """The less likely holders: names bound to known values, the whole shared state, our own lists of holders."""
+    shared = context.shared(False)
+    # a value bound to a known name is excused once: a one-item list stands for the binding
+    bindings = [[value] for value in known.values() if id(value) in need.left]
+    if bindings:
+        need.settle_with(bindings)
+    if need.left and not need.settle_with(shared, expanded=True):
+        need.settle_with(context.shared(True), expanded=True)
+    if need.left:
+        # our own lists of holders are references too (to a registry dict that just became tracked)
+        need.settle_with([shared, context.shared(False), known.containers], expanded=True)
+
+
+class _Need:
+    """References still to account for, by object id; each holder's references count once."""
+
+    def __init__(self, index: dict[int, int]) -> None:
+        self.left: dict[int, int] = {}
+        self._index = index
+        #: a holder's references count once, however many lists name it
+        self._scanned: set[int] = set()
+
+    def settle_with(self, holders: Iterable[Any], expanded: bool = False) -> bool:
+        """Count *holders*' references (with their containers unless *expanded*); whether nothing is left."""
+        index = self._index
+        hits: list[Any] = []
+        done = False
+        for holder in (h for h in holders if id(h) not in index) if expanded else _expand(holders, index):
+            if id(holder) in self._scanned:
+                continue
+            self._scanned.add(id(holder))
+            if self._count(holder) and expanded:
+                hits.append(holder)
+            if not self.left:
+                done = True
+                break
+        if hits and isinstance(holders, list):
+            _promote(holders, hits)
+        return done
+
+    def _count(self, holder: Any) -> bool:
+        """Take *holder*'s references off what is left; whether it had any."""
+        need, hit = self.left, False
+        for ref in _refs_of(holder, need):
+            key = id(ref)
+            left = need.get(key)
+            if left is not None:
+                hit = True
+                if left <= 1:
+                    del need[key]
+                else:
+                    need[key] = left - 1
+        return hit
+
+
+def _promote(holders: list[Any], hits: list[Any]) -> None:
+    """Most recently useful first: the same plugin state explains test after test."""
+    for holder in reversed(hits):
+        for k, existing in enumerate(holders):
+            if existing is holder:
+                holders.insert(0, holders.pop(k))
+                break
+
+
+def recheck_orphans(survivors: Survivors, orphans: list[int], context: Context, known: KnownHolders) -> list[int]:
+    """Collect the whole heap and keep the orphans still referenced from outside.
+
+    An old object that turned into cyclic garbage while frozen is only freed
+    unfrozen, and until then it keeps the new objects it points to. Paid only
+    for leaks no module reaches: a chain from a module proves the object alive.
+    """
+    context.window.collect_all()
+    return unexplained(survivors, orphans, context, known)
+
+
+def _forced_roots(survivors: Survivors) -> list[int]:
+    """Objects that count as roots although a benign registry entry owns them.
+
+    A logger made by ``logging.getLogger`` is the registry's, but a handler or
+    filter the test hung on it is the test's.
+    """
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return []
+    forced = []
+    index = survivors.index
+    manager = logging.Logger.manager
+    for obj in survivors.objs:
+        if isinstance(obj, logging.Logger) and manager.loggerDict.get(obj.name) is obj:
+            for attached in (*obj.handlers, *obj.filters):
+                j = index.get(id(attached))
+                if j is not None and j >= 0:
+                    forced.append(j)
+    return forced
