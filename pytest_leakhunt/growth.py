@@ -125,7 +125,13 @@ class Probe:
     entries: list[tuple[str, str, Any, Any, Any, bool]] = field(default_factory=list)
 
     def add(self, fingerprint: str, root_name: str, holder: Any, root: Any, leaked: Any, fresh: bool = False) -> None:
-        self.entries.append((fingerprint, root_name, holder, root, leaked, fresh))
+        """Note a leak to compare with a second run; its root and leaked object are held weakly where they can be.
+
+        A strong reference would keep a slot's old value alive after the
+        second run replaced it, and with it whatever that value keeps (the
+        key of a weak-keyed cache): the replaced slot would look like growth.
+        """
+        self.entries.append((fingerprint, root_name, holder, _hold(root), _hold(leaked), fresh))
 
     def verdicts(self, again: list[Leak], holds: Any) -> dict[str, Retention]:
         """Per fingerprint: grows when the first object is still held and the second run left some under it.
@@ -146,10 +152,13 @@ class Probe:
                 )
             elif holder is None:  # held by C state: the same kind left again, and the first one still held
                 kept = _held_elsewhere(entry)
-                grew = qualified_type(entry[4]) in orphans_again
+                grew = qualified_type(entry[4]()) in orphans_again
             else:
-                kept = _holds(holds, holder, entry[3]) and (entry[4] is entry[3] or _reaches(entry[3], entry[4]))
+                root, leaked = entry[3](), entry[4]()
+                alive = root is not None and leaked is not None
+                kept = alive and _holds(holds, holder, root) and (leaked is root or _reaches(root, leaked))
                 grew = any(same_holder(root_name, other) for other in roots_again)
+                root = leaked = None
             if kept and grew:
                 out[fingerprint] = GROWS
             else:
@@ -163,6 +172,24 @@ class Probe:
         self.entries.clear()
 
 
+@dataclass(frozen=True)
+class _Box:
+    """A strong reference with a weak reference's interface, for what cannot be weakly referenced."""
+
+    obj: Any
+
+    def __call__(self) -> Any:
+        return self.obj
+
+
+def _hold(obj: Any) -> Any:
+    """A weak reference to *obj* when it takes one, else a box: either way, call it to get *obj* back."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return _Box(obj)
+
+
 def _holds(holds: Any, holder: Any, obj: Any) -> bool:
     """*holds* (identity) through the holder itself or its attribute dict: versions differ in which reports."""
     if holds(holder, obj):
@@ -173,9 +200,11 @@ def _holds(holds: Any, holder: Any, obj: Any) -> bool:
 
 def _held_elsewhere(entry: tuple[str, str, Any, Any, Any, bool]) -> bool:
     """Whether the root of a probe entry has references beyond the entry's own (and this frame's)."""
-    root = entry[3]
-    ours = 3 + (entry[4] is root)  # the entry's one or two slots, *root* here, getrefcount's argument
-    return sys.getrefcount(root) > ours
+    if isinstance(entry[3], weakref.ref):
+        return entry[3]() is not None  # held weakly by us: alive means someone else holds it
+    root = entry[3]()
+    ours = 3 + (entry[4]() is root)  # our one or two boxes, *root* here, getrefcount's argument
+    return root is not None and sys.getrefcount(root) > ours
 
 
 def _reaches(start: Any, target: Any, depth: int = 4, budget: int = 2000) -> bool:
@@ -216,7 +245,7 @@ def _with(leak: Leak, retention: Retention, attributed_to: str | None = None) ->
 
 def shown_again(entry: tuple[str, str, Any, Any, Any, bool], again: list[Leak]) -> Leak | None:
     """The second run's leak under the same holder as a probe entry: what each run adds."""
-    root_name, leaked = entry[1], entry[4]
+    root_name, leaked = entry[1], entry[4]()
     under = [leak for leak in again if same_holder(root_name, holder_root(leak.retained_by))]
     same_kind = qualified_type(leaked) if leaked is not None else None
     return next((leak for leak in under if leak.type == same_kind), under[0] if under else None)

@@ -634,12 +634,15 @@ def shallow_size(obj: Any) -> int:
     module = sys.modules.get(cls.__module__)
     keep = module is not None and getattr(module, cls.__qualname__, None) is cls
     asizeof = _asizeof()
-    claskeys = asizeof._claskeys  # noqa: SLF001 - pympler keeps every class it sizes (key: the class's id)
-    known = len(claskeys)
+    # pympler keeps every class it sizes (in two module-level dicts): a class a test made must not outlive it
+    caches = [asizeof._claskeys, asizeof._typedefs]  # noqa: SLF001
+    known = [len(cache) for cache in caches]
     size = int(asizeof.flatsize(obj, save=keep))
-    if len(claskeys) > known:  # a class a test made must not outlive it here
-        for key in list(claskeys)[known:]:
-            del claskeys[key]
+    for cache, before in zip(caches, known, strict=True):
+        if len(cache) > before:
+            for key in list(cache)[before:]:
+                if not isinstance(key, type):  # a wrapped class object, or its id: the class itself is sized
+                    del cache[key]
     return size
 
 

@@ -181,8 +181,9 @@ class LeakHunt:
             ):
                 self._second_run(item, nextitem, probe)
             leaks = [growth.settle(leak, self._settled.verdicts, self._grown) for leak in leaks]
-            for fingerprint, _, _, root, leaked, _ in probe.entries:
-                if self._settled.verdicts.get(fingerprint) == growth.GROWS or self.settings.strict:
+            for fingerprint, _, _, root_ref, leaked_ref, _ in probe.entries:
+                root, leaked = root_ref(), leaked_ref()
+                if root is not None and (self._settled.verdicts.get(fingerprint) == growth.GROWS or self.settings.strict):
                     self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
             root = leaked = None
         finally:
@@ -219,7 +220,7 @@ class LeakHunt:
             grows = [entries[fp][1] for fp, verdict in verdicts.items() if verdict == growth.GROWS]
             for entry in second.entries:
                 if any(growth.same_holder(name, entry[1]) for name in grows):
-                    self._earlier.remember([entry[3], entry[4]], item.nodeid)
+                    self._earlier.remember([entry[3](), entry[4]()], item.nodeid)
             entry = None  # type: ignore[assignment]
             second.close()
         finally:
