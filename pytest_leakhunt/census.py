@@ -17,8 +17,19 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from pytest_leakhunt.naming import module_of
 from pytest_leakhunt.registries import CONTAINER_TYPES, CONTAINERS
 from pytest_leakhunt.window import HeapWindow
+
+
+def shape(survivors: Survivors, harness_key: Any) -> tuple[Any, ...]:
+    """A name for what survived, without holding any of it: each type's name and count, and the references
+    among the survivors. pytest leaves the same few objects after every passing test; a test that keeps
+    anything leaves more of some type, or more references (a list that got an element).
+    """
+    counts = collections.Counter(map(type, survivors.objs))
+    names = sorted((f"{module_of(cls)}.{cls.__qualname__}", n) for cls, n in counts.items())
+    return (harness_key, len(gc.get_referents(*survivors.objs)), *names)
 
 
 class Survivors:

@@ -38,6 +38,8 @@ CLEAN = TestLeaks(nodeid="", outcome="passed")
 
 _KIND_ORDER = {"object": 0, "tracked": 1, "growth": 2}
 _RUNTEST_PLUGIN = "leakhunt-runtest"
+#: At most this many clean shapes are remembered: a suite has a handful (a passing test, one with output...).
+_MAX_CLEAN_SHAPES = 256
 _REPEAT_PLUGIN = "leakhunt-repeat"
 _STATUS_PLUGIN = "leakhunt-status"
 
@@ -69,6 +71,9 @@ class LeakHunt:
         #: inside that second run: its leaks are compared, not judged
         self._probing = False
         self._settled = growth.Settled()
+        #: what a clean test's survivors look like (names and counts of types, references among them): pytest
+        #: leaves the same few objects after every test, and a test that leaks leaves more
+        self._clean_shapes: set[tuple[Any, ...]] = set()
         #: per check: by fingerprint, the leak a second run showed growing
         self._grown: dict[str, Leak | None] = {}
         self._earlier = growth.EarlierLeaks()
@@ -350,11 +355,16 @@ class LeakHunt:
         if quick == [] and not builtin:
             return [], 0
         context.subjects_settled = quick == []
+        shape = census.shape(survivors, harness.key()) if context.subjects_settled and not harness.fresh_fixtures else None
+        if shape is not None and shape in self._clean_shapes:
+            return [], 0  # the same objects, by type and references, as a test found clean before
         # a known leak again, and nothing else: its chain is in context.chains already
         candidates = quick if quick else roots.find_leaked_roots(survivors, context, harness.known)
         if owned:
             candidates = _not_owned(survivors, candidates, owned)
         if not candidates:
+            if shape is not None and len(self._clean_shapes) < _MAX_CLEAN_SHAPES:
+                self._clean_shapes.add(shape)
             return [], 0
         if any(i not in context.chains for i in candidates):
             self._heap.thaw()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
