@@ -362,6 +362,7 @@ class LeakHunt:
         candidates = quick if quick else roots.find_leaked_roots(survivors, context, harness.known)
         if owned:
             candidates = _not_owned(survivors, candidates, owned)
+        candidates = self._explainer.c_held(survivors, candidates, codes)
         if not candidates:
             if shape is not None and len(self._clean_shapes) < _MAX_CLEAN_SHAPES:
                 self._clean_shapes.add(shape)

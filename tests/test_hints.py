@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -111,3 +112,13 @@ def test_unreadable_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None
     result = pytester.runpytest("--detect-leaks", "--leaks-baseline=known.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*command line option --leaks-baseline: 'known.json' is not a leak baseline: it is not JSON*"])
+
+
+def test_random_parts_of_names_do_not_change_the_fingerprint() -> None:
+    # a logging library that names a class per instance with a uuid4 (structlog's WrappedDict-<uuid>)
+    first = Leak(type="structlog.threadlocal.WrappedDict-3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718", count=1,
+                 shallow_bytes=0, retained_bytes=0, retained_by=("app", "CONTEXTS", "[0]"))
+    again = dataclasses.replace(first, type="structlog.threadlocal.WrappedDict-9e8d7c6b-5a4f-4e3d-b2c1-a0f9e8d7c6b5",
+                                retained_by=("app", "CONTEXTS", "[7]"))
+    other = dataclasses.replace(first, retained_by=("app", "OTHERS", "[0]"))
+    assert fingerprint(first) == fingerprint(again) != fingerprint(other)

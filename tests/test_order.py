@@ -75,6 +75,14 @@ def test_verdicts_and_fingerprints_are_the_same_in_every_order(suite: pytest.Pyt
     assert len({tuple(sorted(prints.items())) for _, prints in runs}) == 1
 
 
+def test_xdist_gives_the_same_verdicts_and_fingerprints(suite: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    _, alone = _leaked(suite, "-p", "no:randomly")
+    names, spread = _leaked(suite, "-p", "no:randomly", "-n", "2")
+    assert names == LEAKING
+    assert spread == alone
+
+
 def test_a_subset_gives_the_same_fingerprints(suite: pytest.Pytester) -> None:
     names, full = _leaked(suite, "-p", "no:randomly")
     names, subset = _leaked(suite, "-p", "no:randomly", "-k", "test_d or test_b or test_e")
