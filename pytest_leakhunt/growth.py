@@ -269,10 +269,6 @@ def settle(leak: Leak, verdicts: dict[str, Retention], shown: dict[str, Leak | N
     return _with(leak, retention)
 
 
-def attributed(leak: Leak, nodeid: str) -> Leak:
-    return _with(leak, EARLIER, nodeid)
-
-
 __all__ = [
     "EARLIER",
     "GROWS",
@@ -282,7 +278,6 @@ __all__ = [
     "Probe",
     "Retention",
     "Settled",
-    "attributed",
     "by_holder",
     "holder_root",
     "same_holder",
