@@ -173,6 +173,9 @@ class Explainer:
             kept = set(recheck_orphans(survivors, orphans, context, self.harness.known))
             if running:
                 kept = {a for a in kept if is_subject(objs[a], codes)}
+            # a memoryview nothing gc-visible holds is the buffer of a read in progress on some thread's stack
+            # (execnet's reader under xdist): freed when the read returns
+            kept = {a for a in kept if type(objs[a]) is not memoryview}
             for a in kept:
                 if module_of(type(objs[a])).split(".", 1)[0] in _CODEC_MODULES:
                     self.held_by_c.add(qualified_type(objs[a]))

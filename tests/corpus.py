@@ -400,6 +400,15 @@ LEAKING: tuple[Case, ...] = (
         "dict",
     ),
     Case(
+        "memoryviews_in_a_module_list",
+        _module("""
+            FRAMES = []
+            def test_it():
+                FRAMES.append(memoryview(bytearray(b"frame")))
+        """),
+        "memoryview",
+    ),
+    Case(
         "threading_local_list",
         _module("""
             import threading
@@ -693,6 +702,21 @@ CLEAN: tuple[Case, ...] = (
         "thread_finished_not_joined",
         "import threading, time\ndef test_it():\n    done = threading.Event()\n"
         "    threading.Thread(target=done.set, name='finished').start()\n    done.wait()\n    time.sleep(0.05)\n",
+    ),
+    Case(
+        "reader_thread_blocked_in_a_read",
+        _module("""
+            import os, threading, time
+            READ, WRITE = os.pipe()
+            def pump():
+                stream = os.fdopen(READ, "rb")
+                while stream.read(4):
+                    pass
+            threading.Thread(target=pump, name="corpus-reader", daemon=True).start()
+            def test_it():
+                os.write(WRITE, b"12345678")
+                time.sleep(0.1)
+        """),
     ),
     Case("expandvars", "import os\ndef test_it():\n    os.path.expandvars('$HOME/corpus')\n    os.path.expandvars(b'$HOME/corpus')\n"),
     Case("mock_patch_context", "from unittest import mock\nimport corpusapp\ndef test_it():\n    with mock.patch.object(corpusapp, 'SERVICE') as fake:\n        fake.history = []\n"),

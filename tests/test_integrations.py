@@ -88,6 +88,20 @@ def test_xdist_keeps_the_findings_of_a_worker_that_crashed(pytester: pytest.Pyte
     assert _leaked_ids(data) == ["test_crash.py::test_a_leaks"]
 
 
+def test_a_read_in_progress_on_another_thread_is_not_retained(pytester: pytest.Pytester) -> None:
+    """xdist's reader thread blocks in a read that a test's report wakes: its buffer is in flight, not kept."""
+    pytester.makeconftest(
+        "import os, threading\nREAD, WRITE = os.pipe()\n"
+        "def pump():\n    stream = os.fdopen(READ, 'rb')\n    while stream.read(4):\n        pass\n"
+        "threading.Thread(target=pump, daemon=True).start()\n"
+    )
+    pytester.makepyfile("import os, time, conftest\ndef test_sends():\n    os.write(conftest.WRITE, b'12345678')\n    time.sleep(0.1)\n")
+    result = pytester.runpytest_subprocess("--detect-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["leakhunt: 1 test checked, 0 leaking, 0 objects leaked, 0 B retained"])
+    result.stdout.no_fnmatch_line("retained once*")
+
+
 def test_plugin_works_without_xdist(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SMALL_SUITE)
     result = pytester.runpytest_subprocess("-p", "no:xdist", "--detect-leaks", "--leaks-report=leaks.json")
