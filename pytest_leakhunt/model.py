@@ -138,6 +138,10 @@ class TestLeaks:
         )
 
 
+#: The verdict of every clean test: one shared object, since a clean verdict carries nothing to report.
+CLEAN = TestLeaks(nodeid="", outcome="passed")
+
+
 @dataclass
 class RunTotals:
     """Verdicts for the whole session (mutable: it accumulates).

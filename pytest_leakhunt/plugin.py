@@ -14,7 +14,8 @@ from pytest_leakhunt.config import (
     OPTIONS,
     resolve,
 )
-from pytest_leakhunt.session import TRACKER_KEY, LeakHunt
+from pytest_leakhunt.session import LeakHunt
+from pytest_leakhunt.stash import TRACKER_KEY
 
 if TYPE_CHECKING:
     from pytest_leakhunt.tracker import LeakTracker
