@@ -223,3 +223,24 @@ def _expand(holders: Iterable[Any], index: dict[int, int]) -> Iterator[Any]:
                             yield sub
 
 
+def holds(holder: Any, obj: Any) -> bool:
+    """Whether *holder* references *obj* (identity, never ``__eq__``).
+
+    A holder that leaks grows by one entry per test, so this runs at C speed
+    and from the end, where dicts and lists keep their newest entries; a list's
+    or dict's own reverse iterator gets there without copying every reference.
+    """
+    kind = type(holder)
+    try:
+        if kind is list:
+            return any(map(operator.is_, reversed(holder), itertools.repeat(obj)))
+        if kind is dict:
+            values, keys = reversed(holder.values()), reversed(holder.keys())
+            return any(map(operator.is_, values, itertools.repeat(obj))) or any(map(operator.is_, keys, itertools.repeat(obj)))
+    except RuntimeError:  # changed size while read (another thread): read it the slow way
+        pass
+    return any(map(operator.is_, reversed(gc.get_referents(holder)), itertools.repeat(obj)))
+
+
+def links_hold(prefix: list[Any]) -> bool:
+    return all(holds(parent, child) for parent, child in zip(prefix, prefix[1:]))

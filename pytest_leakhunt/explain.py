@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_leakhunt import growth, hints, resources, retainers
+from pytest_leakhunt import edges, growth, hints, modglobals, resources, retainers, sites
 from pytest_leakhunt.census import Survivors
 from pytest_leakhunt.classify import Context, is_subject, own_caches
 from pytest_leakhunt.harness import Harness, pytest_keeps
@@ -105,7 +105,7 @@ class Explainer:
         self.harness = harness
         self.earlier = earlier
         self.chains = retainers.ChainCache()
-        self.globals = retainers.ModuleGlobals()
+        self.globals = modglobals.ModuleGlobals()
         #: names of the codec types whose new objects only C state held in an earlier test (the decoder inside an
         #: ``io.TextIOWrapper``): names only, so that the next ones skip the heap walk
         self.held_by_c: set[str] = set()
@@ -253,7 +253,7 @@ class Explainer:
         first = pending[0]
         anchor = groups.anchor_of[first]
         chain = chains.get(anchor) or [objs[anchor]]
-        segments = retainers.describe_chain(chain, ignore=[objs])
+        segments = edges.describe_chain(chain, ignore=[objs])
         holder = chain[-2] if len(chain) >= 2 else None
         if _RUNTIME_CACHE in segments:
             return None, pending[1:]  # the warnings module's per-module registry: a first-use cache
@@ -284,10 +284,10 @@ class Explainer:
         leak = Leak(
             type=shown_type,
             count=len(group),
-            shallow_bytes=retainers.shallow_size(representative),
-            retained_bytes=retainers.retained_size(objs[j] for j in closure),
+            shallow_bytes=sites.shallow_size(representative),
+            retained_bytes=sites.retained_size(objs[j] for j in closure),
             retained_by=segments,
-            allocated_at=retainers.allocation_site(representative, str(self.config.rootpath)),
+            allocated_at=sites.allocation_site(representative, str(self.config.rootpath)),
             root_type=qualified_type(objs[anchor]),
             retention=growth.GROWS if tracked is not None else retention,
             attributed_to=earlier,
@@ -365,16 +365,16 @@ class Explainer:
             if obj is None or id(obj) in reported:
                 continue
             chain = retainers.find_chain(obj, ignore=[tracker], module_globals=self.globals)
-            segments = retainers.describe_chain(chain)
+            segments = edges.describe_chain(chain)
             del chain
             leaks.append(
                 Leak(
                     type=watched.type,
                     count=1,
-                    shallow_bytes=retainers.shallow_size(obj),
-                    retained_bytes=retainers.retained_size([obj]),
+                    shallow_bytes=sites.shallow_size(obj),
+                    retained_bytes=sites.retained_size([obj]),
                     retained_by=segments,
-                    allocated_at=retainers.allocation_site(obj, str(self.config.rootpath)),
+                    allocated_at=sites.allocation_site(obj, str(self.config.rootpath)),
                     kind="tracked",
                     name=watched.name,
                 )

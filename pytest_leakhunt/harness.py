@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_leakhunt import census, classify, registries, resources, retainers
+from pytest_leakhunt import census, classify, registries, resources, sites
 from pytest_leakhunt.classify import own_caches
 from pytest_leakhunt.registries import KnownHolders
 
@@ -221,7 +221,7 @@ def user_fixture(obj: Any) -> bool:
     if type(obj).__name__ != "FixtureDef" or getattr(obj, "scope", "function") == "function":
         return False
     code = getattr(getattr(obj, "func", None), "__code__", None)
-    return code is not None and retainers.is_user_file(code.co_filename)  # not pytest's or a plugin's
+    return code is not None and sites.is_user_file(code.co_filename)  # not pytest's or a plugin's
 
 
 def fresh_fixtures(item: pytest.Item, survivors: census.Survivors) -> list[Any]:

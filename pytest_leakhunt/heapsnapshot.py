@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pytest_leakhunt.artifacts import write_text
+from pytest_leakhunt.edges import edge
 from pytest_leakhunt.naming import type_name
 
 #: V8's node and edge type tables; we use a few of each.
@@ -89,7 +90,7 @@ class Snapshot:
 
     def link(self, parent_obj: Any, child_obj: Any) -> None:
         """An edge parent -> child named as the reference is (attribute, key, index)."""
-        kind, name = edge_name(parent_obj, child_obj)
+        kind, name = edge(parent_obj, child_obj).snapshot
         self.edge(self.node(parent_obj), kind, name, self.node(child_obj))
 
     def to_json(self) -> dict[str, Any]:
@@ -169,31 +170,6 @@ def _size(obj: Any) -> int:
         return sys.getsizeof(obj)
     except TypeError:
         return 0
-
-
-def edge_name(parent: Any, child: Any) -> tuple[str, str | int]:
-    """How *parent* refers to *child*: ("property", name) or ("element", index), else ("internal", type)."""
-    if isinstance(parent, dict):
-        for key, value in parent.items():
-            if value is child:
-                return "property", key if isinstance(key, str) else repr(key)
-            if key is child:
-                return "internal", "<key>"
-    elif isinstance(parent, (list, tuple, collections.deque)):
-        for position, value in enumerate(parent):
-            if value is child:
-                return "element", position
-    else:
-        attrs = getattr(parent, "__dict__", None)
-        if isinstance(attrs, dict):
-            if attrs is child:
-                return "internal", "__dict__"
-            for key, value in attrs.items():
-                if value is child:
-                    return "property", key
-        if child is type(parent):
-            return "internal", "__class__"
-    return "internal", type(child).__name__
 
 
 def add_chain(snapshot: Snapshot, chain: list[Any]) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_leakhunt import retainers
+from pytest_leakhunt import sites
 from pytest_leakhunt.classify import is_subject
 from pytest_leakhunt.model import Leak
 from pytest_leakhunt.naming import qualified_type
@@ -66,15 +66,15 @@ def measure(run: Callable[[], Any], harness_codes: frozenset[int], rootdir: str)
             )
             holder = None
             if snapshot is not None and sum(stat.size for stat in snapshot.statistics("filename")) >= MIN_BYTES:
-                holders = retainers.untracked_holders()  # before tracing stops: it asks tracemalloc who is new
+                holders = sites.untracked_holders()  # before tracing stops: it asks tracemalloc who is new
                 holder = holders[0] if holders else None
         finally:
             objs.clear()
     if snapshot is None:
         return RunGrowth(dict(counts), None, None)
     # bytes made on lines of the project's own code: pytest plugins and libraries keep per-test bookkeeping
-    stats = [stat for stat in snapshot.statistics("lineno") if retainers.is_user_file(stat.traceback[0].filename)]
-    site = retainers.site(stats[0].traceback[0].filename, stats[0].traceback[0].lineno, rootdir) if stats else None
+    stats = [stat for stat in snapshot.statistics("lineno") if sites.is_user_file(stat.traceback[0].filename)]
+    site = sites.site(stats[0].traceback[0].filename, stats[0].traceback[0].lineno, rootdir) if stats else None
     kept = sum(stat.size for stat in stats)
     return RunGrowth(dict(counts), kept, site, holder)
 
@@ -88,7 +88,7 @@ def _holder_text(holder: tuple[str, int, int] | None) -> str | None:
 
 def _made_by_harness(obj: Any) -> bool:
     """Allocated in pytest's own code (a capture stream for the next phase, say)."""
-    trace = retainers.object_traceback(obj)
+    trace = sites.object_traceback(obj)
     return trace is not None and len(trace) > 0 and _is_harness_file(trace[0].filename)
 
 

@@ -13,7 +13,7 @@ import gc
 
 import pytest
 
-from pytest_leakhunt import growth, retainers
+from pytest_leakhunt import census, growth
 from pytest_leakhunt.check import Checker
 from pytest_leakhunt.config import Settings, policy_for
 from pytest_leakhunt.model import CLEAN, Leak, TestLeaks
@@ -81,13 +81,13 @@ class Settler:
         """
         try:
             leaks = self._run_again(item, nextitem)
-            verdicts = probe.verdicts(leaks, retainers.holds)
+            verdicts = probe.verdicts(leaks, census.holds)
             entries = probe.by_fingerprint()
             shown = {fp: growth.shown_again(entries[fp], leaks) for fp, verdict in verdicts.items() if verdict == growth.GROWS}
             doubtful = [fp for fp, leak in shown.items() if not entries[fp][5] and leak is not None and leak.retention != growth.GROWS]
             second = self._checker.take_next_probe()
             if doubtful and second.entries:
-                later = second.verdicts(self._run_again(item, nextitem), retainers.holds)
+                later = second.verdicts(self._run_again(item, nextitem), census.holds)
                 for fp in doubtful:
                     if not any(later.get(e[0]) == growth.GROWS and growth.same_holder(entries[fp][1], e[1]) for e in second.entries):
                         verdicts[fp] = growth.ONCE

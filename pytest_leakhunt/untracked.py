@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_leakhunt.registries import MUTABLE_CONTAINERS
-from pytest_leakhunt.retainers import is_user_file
+from pytest_leakhunt.sites import is_user_file
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from pytest_leakhunt import retainers
+from pytest_leakhunt import census, edges, modglobals, retainers
 
 SOURCE = """
 def _make():
@@ -44,17 +44,17 @@ def app(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 
 
 def test_class_attribute_and_closure_chains_are_found_and_named(app: types.ModuleType) -> None:
-    index = retainers.ModuleGlobals()
+    index = modglobals.ModuleGlobals()
     kept, cached = app.Item(), app.Item()
     app.Service.history.append(kept)
     app.remember("k", cached)
-    assert retainers.describe_chain(retainers.find_chain(kept, module_globals=index)) == (
+    assert edges.describe_chain(retainers.find_chain(kept, module_globals=index)) == (
         "leakhunt_index_app",
         "Service",
         "history",
         "[0]",
     )
-    assert retainers.describe_chain(retainers.find_chain(cached, module_globals=index)) == (
+    assert edges.describe_chain(retainers.find_chain(cached, module_globals=index)) == (
         "leakhunt_index_app",
         "remember",
         "<closure cache>",
@@ -63,7 +63,7 @@ def test_class_attribute_and_closure_chains_are_found_and_named(app: types.Modul
 
 
 def test_index_keeps_names_not_objects(app: types.ModuleType) -> None:
-    index = retainers.ModuleGlobals()
+    index = modglobals.ModuleGlobals()
     app.Service.history.append(app.Item())
     assert index.prefix(app.Service.history) is not None
     paths = list(index._paths.values())  # noqa: SLF001 - the property under test
@@ -73,14 +73,14 @@ def test_index_keeps_names_not_objects(app: types.ModuleType) -> None:
 
 
 def test_contents_of_small_globals_are_indexed_one_link_down(app: types.ModuleType) -> None:
-    index = retainers.ModuleGlobals()
+    index = modglobals.ModuleGlobals()
     # an instance's attribute and a small list's element: no walk of the heap needed to name them
     assert index.prefix(app.BUS.listeners) is not None
     assert index.prefix(app.HANDLERS[0]) is not None
     assert index.prefix(app.BIG[5]) is None  # a big container is not looked into
     kept = app.Item()
     app.HANDLERS[0].listeners.append(kept)
-    assert retainers.describe_chain(retainers.find_chain(kept, module_globals=index)) == (
+    assert edges.describe_chain(retainers.find_chain(kept, module_globals=index)) == (
         "leakhunt_index_app",
         "HANDLERS",
         "[0]",
@@ -90,7 +90,7 @@ def test_contents_of_small_globals_are_indexed_one_link_down(app: types.ModuleTy
 
 
 def test_stale_index_entry_is_not_trusted(app: types.ModuleType) -> None:
-    index = retainers.ModuleGlobals()
+    index = modglobals.ModuleGlobals()
     history = app.Service.history
     assert index.prefix(history) is not None
     app.Service.history = []  # rebound: the index still names the old list's address
@@ -98,16 +98,16 @@ def test_stale_index_entry_is_not_trusted(app: types.ModuleType) -> None:
 
 
 def test_two_objects_kept_by_one_holder_are_both_traced(app: types.ModuleType) -> None:
-    index = retainers.ModuleGlobals()
+    index = modglobals.ModuleGlobals()
     first, second = app.Item(), app.Item()
     app.remember("first", first)
     app.remember("second", second)
     chains = retainers.find_chains([first, second], module_globals=index)
-    assert [retainers.describe_chain(chain)[-1] for chain in chains] == ["['first']", "['second']"]
+    assert [edges.describe_chain(chain)[-1] for chain in chains] == ["['first']", "['second']"]
 
 
 def test_the_likely_modules_are_indexed_first_and_the_rest_only_on_a_miss(app: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    index = retainers.ModuleGlobals()
+    index = modglobals.ModuleGlobals()
     full: list[int] = []
     real = index._add_new_modules  # noqa: SLF001 - the cost under test: indexing every module
     monkeypatch.setattr(index, "_add_new_modules", lambda: full.append(1) or real())
@@ -115,13 +115,13 @@ def test_the_likely_modules_are_indexed_first_and_the_rest_only_on_a_miss(app: t
     app.Service.history.append(kept)
     # the leaked type's module (here also the holder's) explains it: the other modules are not indexed
     chain = retainers.find_chains([kept], module_globals=index)[0]
-    assert retainers.describe_chain(chain) == ("leakhunt_index_app", "Service", "history", "[0]")
+    assert edges.describe_chain(chain) == ("leakhunt_index_app", "Service", "history", "[0]")
     assert full == []
     # an object whose holder lives elsewhere: the likely modules miss, so every module is indexed
     elsewhere = types.SimpleNamespace()
     app.Service.history.append(elsewhere)
     chain = retainers.find_chains([elsewhere], module_globals=index)[0]
-    assert retainers.describe_chain(chain) == ("leakhunt_index_app", "Service", "history", "[1]")
+    assert edges.describe_chain(chain) == ("leakhunt_index_app", "Service", "history", "[1]")
     assert full == [1]
 
 
@@ -133,12 +133,12 @@ def test_holds_finds_keys_values_and_items_by_identity_only() -> None:
         __hash__ = object.__hash__
 
     kept, other = Equal(), Equal()
-    assert retainers.holds([other, kept], kept) and not retainers.holds([other], kept)
-    assert retainers.holds({"k": kept}, kept) and retainers.holds({kept: 1}, kept)
-    assert not retainers.holds({"k": other, other: 1}, kept)
-    assert retainers.holds(collections.OrderedDict(k=kept), kept)  # a subclass: read through the collector
+    assert census.holds([other, kept], kept) and not census.holds([other], kept)
+    assert census.holds({"k": kept}, kept) and census.holds({kept: 1}, kept)
+    assert not census.holds({"k": other, other: 1}, kept)
+    assert census.holds(collections.OrderedDict(k=kept), kept)  # a subclass: read through the collector
     namespace = types.SimpleNamespace(k=kept)
-    assert retainers.holds(namespace, vars(namespace)) and not retainers.holds(namespace, kept)  # through its __dict__
+    assert census.holds(namespace, vars(namespace)) and not census.holds(namespace, kept)  # through its __dict__
 
 
 def test_search_down_names_what_the_root_module_keeps_and_stays_inside_it(app: types.ModuleType) -> None:
@@ -151,7 +151,7 @@ def test_search_down_names_what_the_root_module_keeps_and_stays_inside_it(app: t
     app.other = other  # the root module imports another one: its globals are that module's business
     targets = [in_class, in_closure, in_instance, elsewhere]
     found = retainers.search_down([app], targets, set())
-    assert [retainers.describe_chain(found[id(t)]) for t in targets[:3]] == [
+    assert [edges.describe_chain(found[id(t)]) for t in targets[:3]] == [
         ("leakhunt_index_app", "Service", "history", "[0]"),
         ("leakhunt_index_app", "remember", "<closure cache>", "['k']"),
         ("leakhunt_index_app", "HANDLERS", "[0]", "listeners", "[0]"),
