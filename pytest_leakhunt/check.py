@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_leakhunt import census, classify, growth, hints, resources, roots, untracked, window
+from pytest_leakhunt import census, classify, growth, hints, quick, resources, roots, untracked, window
 from pytest_leakhunt.config import Settings, TestPolicy
 from pytest_leakhunt.explain import Check, Explainer, untracked_growth
 from pytest_leakhunt.harness import Harness
@@ -238,10 +238,10 @@ class Checker:
     def _quick(
         self, survivors: census.Survivors, context: classify.Context, item: pytest.Item, rest: list[Any], remembered: bool
     ) -> list[int] | None:
-        """``classify.quick_verdict`` with the hot shared holders and the item's fixture values as slots."""
+        """``quick.quick_verdict`` with the hot shared holders and the item's fixture values as slots."""
         slots = self.harness.quick_slots(item)
         try:
-            return classify.quick_verdict(survivors, context, slots, rest, remembered)
+            return quick.quick_verdict(survivors, context, slots, rest, remembered)
         finally:
             slots.clear()
 

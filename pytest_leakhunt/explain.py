@@ -1,16 +1,15 @@
 """Explain what a test leaked: group its leaked roots, find who holds each group, build ``Leak`` records.
 
 Runs only when the census left something: the heap is thawed, since chain
-searches ask ``gc.get_referrers``, which skips frozen objects. Three steps,
-each a method of ``Explainer``: ``Groups`` puts the roots that keep the same
-object together and by type; ``_resolve`` finds one retainer chain per group
+searches ask ``gc.get_referrers``, which skips frozen objects. Three steps:
+``grouping.Groups`` puts the roots that keep the same object together and by
+type; ``_resolve`` finds one retainer chain per group
 (a cached chain first) and drops groups that turn out to be a registry's or
 pytest's; ``_leaks`` builds one ``Leak`` per group and holder.
 """
 
 from __future__ import annotations
 
-import collections
 import gc
 import os
 import re
@@ -23,6 +22,7 @@ import pytest
 from pytest_leakhunt import edges, growth, hints, modglobals, resources, retainers, sites
 from pytest_leakhunt.census import Survivors
 from pytest_leakhunt.classify import Context, is_subject, own_caches
+from pytest_leakhunt.grouping import Groups
 from pytest_leakhunt.harness import Harness, pytest_keeps
 from pytest_leakhunt.model import UNTRACKED, Leak
 from pytest_leakhunt.naming import module_of, qualified_type
@@ -59,41 +59,6 @@ class Check:
     tracked: dict[int, str] = field(default_factory=dict)
     #: those the census already reported
     tracked_reported: set[int] = field(default_factory=set)
-
-
-@dataclass
-class Groups:
-    """Leaked roots grouped by the object a leak is named after (its principal), and principals by type."""
-
-    #: principal -> the roots that keep it
-    units: dict[int, list[int]]
-    #: qualified type -> principals
-    by_type: dict[str, list[int]]
-    #: principal -> the root whose chain explains the group
-    anchor_of: dict[int, int]
-
-    @classmethod
-    def of(cls, survivors: Survivors, candidates: list[int], harness_codes: frozenset[int], ignore: frozenset[str]) -> Groups:
-        objs = survivors.objs
-        units: dict[int, list[int]] = {}
-        for i in _outermost(survivors, candidates, harness_codes):
-            units.setdefault(_principal(survivors, i, harness_codes), []).append(i)
-        by_type: dict[str, list[int]] = {}
-        for p in units:
-            name = qualified_type(objs[p])
-            if name not in ignore:
-                by_type.setdefault(name, []).append(p)
-        return cls(units, by_type, {p: (p if p in units[p] else units[p][0]) for p in units})
-
-    def principal_of(self, anchor: int) -> int | None:
-        return next((p for p in self.units if self.anchor_of[p] == anchor), None)
-
-    def drop(self, anchor: int) -> None:
-        """Forget the group *anchor* explains."""
-        p = self.principal_of(anchor)
-        if p is not None:
-            self.units.pop(p)
-            self.by_type = {t: [q for q in ps if q != p] for t, ps in self.by_type.items()}
 
 
 class Explainer:
@@ -404,27 +369,6 @@ def untracked_growth(check: Check, found: list[Leak], survivors: Survivors, watc
     return leaks
 
 
-def _outermost(survivors: Survivors, candidates: list[int], harness_codes: frozenset[int]) -> list[int]:
-    """Drop roots that another leaked root already retains: one leak, one report.
-
-    A thread never joined is a root, and so is the Event its running stack
-    waits on; the Event belongs to the thread's leak.
-    """
-    if len(candidates) < 2:
-        return list(candidates)  # the common case: a test leaks one thing
-    closures = {i: survivors.closure([i]) for i in candidates}
-    kept: list[int] = []
-    covered: set[int] = set()
-    objs = survivors.objs
-    # Objects a leak is about first (a Thread before the bound method the C thread state holds).
-    order = sorted(candidates, key=lambda i: (not is_subject(objs[i], harness_codes), -len(closures[i]), i))
-    for i in order:
-        if i not in covered and _principal(survivors, i, harness_codes) not in covered:
-            kept.append(i)
-            covered |= closures[i]
-    return sorted(kept)
-
-
 def _inside_slot_dict(survivors: Survivors, first: int, segments: tuple[str, ...]) -> int | None:
     """For a plain dict bound to a name (a global, an attribute) and holding new values: its newest such value.
 
@@ -448,20 +392,3 @@ def _inside_slot_dict(survivors: Survivors, first: int, segments: tuple[str, ...
 def _names_a_slot(segments: tuple[str, ...]) -> bool:
     """Whether a chain ends at a name: a global, an attribute, a ``threading.local``'s attributes."""
     return segments[-1][:1].isidentifier() or "<_local>" in segments[-2:]
-
-
-def _principal(survivors: Survivors, i: int, harness_codes: frozenset[int]) -> int:
-    """The object a leak is named after: the root, or the first subject it retains."""
-    objs, index = survivors.objs, survivors.index
-    queue = collections.deque([i])
-    seen = {i}
-    while queue:
-        j = queue.popleft()
-        if is_subject(objs[j], harness_codes):
-            return j
-        for ref in gc.get_referents(objs[j]):
-            k = index.get(id(ref))
-            if k is not None and k >= 0 and k not in seen:
-                seen.add(k)
-                queue.append(k)
-    return i

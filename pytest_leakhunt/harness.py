@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_leakhunt import census, classify, registries, resources, sites
+from pytest_leakhunt import census, classify, quick, registries, resources, sites
 from pytest_leakhunt.classify import own_caches
 from pytest_leakhunt.registries import KnownHolders
 
@@ -99,7 +99,7 @@ class Harness:
 
     def quick_slots(self, item: pytest.Item) -> list[Any]:
         """The hot shared holders and the item's fixture values: what ``quick_verdict`` reads on every check."""
-        slots = classify.quick_slots(self._shared) if self._shared else []
+        slots = quick.quick_slots(self._shared) if self._shared else []
         funcargs = getattr(item, "funcargs", None)
         if type(funcargs) is dict:
             slots = [*slots, funcargs]  # the fixture values pytest keeps on the item until the next setup

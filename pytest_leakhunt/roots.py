@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from pytest_leakhunt.census import Survivors, _expand, _refs_of
-from pytest_leakhunt.classify import HOT, Context, _not_benign
+from pytest_leakhunt.classify import Context, _not_benign
+from pytest_leakhunt.quick import HOT
 from pytest_leakhunt.registries import KnownHolders
 
 _CODEC_INFO: type = codecs.CodecInfo
