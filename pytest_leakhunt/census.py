@@ -205,14 +205,7 @@ def _expand(holders: Iterable[Any], index: dict[int, int]) -> Iterator[Any]:
         seen.add(id(holder))
         yield holder
         scope = attribute_dict(holder)
-        if scope is None:
-            scope = holder
-        values: Iterable[Any] = ()
-        if isinstance(scope, dict):
-            values = list(scope.values())
-        elif isinstance(scope, (list, tuple, set, collections.deque)):
-            values = list(scope)
-        for value in values:
+        for value in _contents(holder if scope is None else scope):
             if type(value) in CONTAINER_TYPES and id(value) not in index and id(value) not in seen:
                 seen.add(id(value))
                 yield value
@@ -221,6 +214,15 @@ def _expand(holders: Iterable[Any], index: dict[int, int]) -> Iterator[Any]:
                         if type(sub) in CONTAINER_TYPES and id(sub) not in index and id(sub) not in seen:
                             seen.add(id(sub))
                             yield sub
+
+
+def _contents(scope: Any) -> list[Any]:
+    """The values of a dict, the items of a list, tuple, set or deque; nothing for anything else."""
+    if isinstance(scope, dict):
+        return list(scope.values())
+    if isinstance(scope, (list, tuple, set, collections.deque)):
+        return list(scope)
+    return []
 
 
 def holds(holder: Any, obj: Any) -> bool:

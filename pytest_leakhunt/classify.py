@@ -260,7 +260,9 @@ def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> lis
     """The roots that retain something other than harness bookkeeping and neutral containers.
 
     The hot loop of every check: type verdicts are cached, and a survivor found
-    benign from one root is not walked again from another.
+    benign from one root is not walked again from another. Its rules stay in
+    one function on purpose: it runs for every root of every test, and a call
+    per rule would cost more than the rules.
     """
     objs = survivors.objs
     harness_codes, ignore = context.harness_codes, context.ignore_types
@@ -312,6 +314,9 @@ def _walk_neutral(survivors: Survivors, i: int, benign: set[int], context: Conte
     and whoever holds it decides. The frames of pytest's own functions, which
     a stored traceback keeps, are not walked. A benign walk's survivors are not
     walked again from another root.
+
+    Like ``_not_benign``, one function on purpose: the walk visits every
+    survivor a root keeps, and each branch is one test of its type.
     """
     objs, index = survivors.objs, survivors.index
     harness_codes, ignore, verdicts = context.harness_codes, context.ignore_types, _TYPE_VERDICT

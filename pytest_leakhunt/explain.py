@@ -134,18 +134,27 @@ class Explainer:
                 groups.drop(a)
         orphans = [a for a in needed if a not in chains]
         if orphans:
-            # no module reaches them: perhaps only old garbage does, which a full collection frees
-            kept = set(recheck_orphans(survivors, orphans, context, self.harness.known))
-            if running:
-                kept = {a for a in kept if is_subject(objs[a], codes)}
-            # a memoryview nothing gc-visible holds is the buffer of a read in progress on some thread's stack
-            # (execnet's reader under xdist): freed when the read returns
-            kept = {a for a in kept if type(objs[a]) is not memoryview}
-            for a in kept:
-                if module_of(type(objs[a])).split(".", 1)[0] in _CODEC_MODULES:
-                    self.held_by_c.add(qualified_type(objs[a]))
-            anchor_of = groups.anchor_of
-            groups.by_type = {t: [p for p in ps if anchor_of[p] not in orphans or anchor_of[p] in kept] for t, ps in groups.by_type.items()}
+            self._orphans(survivors, groups, orphans, context, running)
+
+    def _orphans(self, survivors: Survivors, groups: Groups, orphans: list[int], context: Context, running: bool) -> None:
+        """Groups whose anchor no module reaches: kept when, after a full collection, something still holds them.
+
+        Perhaps only old garbage held them, which a full collection frees. With
+        a thread or task still *running*, values of builtin types are on its
+        stack. A memoryview nothing gc-visible holds is the buffer of a read in
+        progress on some thread's stack (execnet's reader under xdist): freed
+        when the read returns.
+        """
+        objs, codes = survivors.objs, self.harness.hook_codes()
+        kept = set(recheck_orphans(survivors, orphans, context, self.harness.known))
+        if running:
+            kept = {a for a in kept if is_subject(objs[a], codes)}
+        kept = {a for a in kept if type(objs[a]) is not memoryview}
+        for a in kept:
+            if module_of(type(objs[a])).split(".", 1)[0] in _CODEC_MODULES:
+                self.held_by_c.add(qualified_type(objs[a]))
+        anchor_of = groups.anchor_of
+        groups.by_type = {t: [p for p in ps if anchor_of[p] not in orphans or anchor_of[p] in kept] for t, ps in groups.by_type.items()}
 
     def _search(self, check: Check, survivors: Survivors, candidates: list[int], groups: Groups, needed: list[int], context: Context) -> list[int]:
         """Chains for *needed* into ``context.chains``; a bounded cache that holds an anchor is learned, not reported.

@@ -65,18 +65,10 @@ class ModuleGlobals:
         self._add_modules(list(sys.modules))
 
     def _add_modules(self, names: Iterable[str]) -> None:
+        """Index the globals of modules not seen yet: direct globals first (the shortest chains), then a link below."""
+        namespaces = self._namespaces(names)
         paths = self._paths
-        namespaces = []
-        for name in names:
-            if name in self._indexed or name not in sys.modules:
-                continue
-            self._indexed.add(name)
-            module = sys.modules[name]
-            if is_harness_module(name):
-                continue  # pytest's own globals: not where a test's objects are kept
-            if isinstance(module, types.ModuleType) and type(getattr(module, "__dict__", None)) is dict:
-                namespaces.append((name, list(vars(module).items())))
-        for name, items in namespaces:  # direct globals win: they make the shortest chains
+        for name, items in namespaces:
             for key, value in items:
                 if type(value) not in ATOMS:
                     known = paths.get(id(value))
@@ -85,21 +77,36 @@ class ModuleGlobals:
         seen: set[int] = set()
         for name, items in namespaces:
             for key, value in items:
-                if id(value) in seen or type(value) in ATOMS:
+                if id(value) not in seen and type(value) not in ATOMS:
+                    seen.add(id(value))
+                    self._add_below(value, name, key)
+
+    def _namespaces(self, names: Iterable[str]) -> list[tuple[str, list[tuple[str, Any]]]]:
+        """The globals of each module not indexed yet; pytest's own are not where a test's objects are kept."""
+        namespaces = []
+        for name in names:
+            if name in self._indexed or name not in sys.modules:
+                continue
+            self._indexed.add(name)
+            module = sys.modules[name]
+            if not is_harness_module(name) and isinstance(module, types.ModuleType) and type(getattr(module, "__dict__", None)) is dict:
+                namespaces.append((name, list(vars(module).items())))
+        return namespaces
+
+    def _add_below(self, value: Any, name: str, key: str) -> None:
+        """A global's next link: a class's attributes, a function's closure cells, a container's items."""
+        if isinstance(value, type):
+            for attr, inner in list(class_attrs(value).items()):
+                self._add(inner, name, key, (("class", attr),))
+        elif type(value) is types.FunctionType and value.__closure__:
+            for position, cell in enumerate(value.__closure__):
+                try:
+                    contents = cell.cell_contents
+                except ValueError:  # an empty cell
                     continue
-                seen.add(id(value))
-                if isinstance(value, type):
-                    for attr, inner in list(class_attrs(value).items()):
-                        self._add(inner, name, key, (("class", attr),))
-                elif type(value) is types.FunctionType and value.__closure__:
-                    for position, cell in enumerate(value.__closure__):
-                        try:
-                            contents = cell.cell_contents
-                        except ValueError:  # an empty cell
-                            continue
-                        self._add(contents, name, key, (("closure", position),))
-                else:
-                    self._add_contents(value, name, key, ())
+                self._add(contents, name, key, (("closure", position),))
+        else:
+            self._add_contents(value, name, key, ())
 
     def _add(self, value: Any, name: str, key: str, steps: tuple[tuple[str, Any], ...]) -> None:
         if type(value) in ATOMS:

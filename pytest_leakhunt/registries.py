@@ -117,27 +117,31 @@ class KnownHolders:
             self.containers.extend(_struct_caches())
         stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
         for name, module in list(sys.modules.items()):
-            if name in self._seen_modules or module is None:
-                continue
-            self._seen_modules.add(name)
-            in_stdlib = name.split(".")[0] in stdlib
-            try:
-                values = list(vars(module).values())
-            except TypeError:
-                continue
-            # Picked out at C speed: a session imports hundreds of modules and tens of thousands of names.
-            for value in itertools.compress(values, map(_IS_LRU, map(type, values))):
-                # The runtime's own caches, and bounded caches anywhere: an LRU with
-                # a maxsize evicts, it does not grow without bound.
-                if in_stdlib or is_bounded_cache(value):
-                    self._add_lru(value)
-            if in_stdlib:
-                self._classes_unseen.append((name, module))
-            if name == "typing":
-                for clear in getattr(module, "_cleanups", ()):
-                    owner = getattr(clear, "__self__", None)
-                    if type(owner) is _LRU_TYPE:
-                        self._add_lru(owner)
+            if name not in self._seen_modules and module is not None:
+                self._seen_modules.add(name)
+                self._scan(name, module, name.split(".")[0] in stdlib)
+        self._add_stdlib_containers()
+
+    def _scan(self, name: str, module: Any, in_stdlib: bool) -> None:
+        """A newly imported module's LRU caches: the runtime's own, and bounded ones anywhere (they evict)."""
+        try:
+            values = list(vars(module).values())
+        except TypeError:
+            return
+        # Picked out at C speed: a session imports hundreds of modules and tens of thousands of names.
+        for value in itertools.compress(values, map(_IS_LRU, map(type, values))):
+            if in_stdlib or is_bounded_cache(value):
+                self._add_lru(value)
+        if in_stdlib:
+            self._classes_unseen.append((name, module))
+        if name == "typing":
+            for clear in getattr(module, "_cleanups", ()):
+                owner = getattr(clear, "__self__", None)
+                if type(owner) is _LRU_TYPE:
+                    self._add_lru(owner)
+
+    def _add_stdlib_containers(self) -> None:
+        """The logging manager and the stdlib's module-level registries, once their modules are imported."""
         logging = sys.modules.get("logging")
         if logging is not None and not any(c is logging.Logger.manager for c in self.containers):
             self.containers.append(logging.Logger.manager)

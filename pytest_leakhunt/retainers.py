@@ -233,7 +233,8 @@ def search_down(roots: list[Any], targets: list[Any], skip: set[int], budget: in
     modules, pytest's objects or ids in *skip*. At most *budget* references
     are looked at (a container bigger than what is left is not opened) and
     ``_MAX_DEPTH`` levels: what is not found is left to the walk up from the
-    targets.
+    targets. The budget, the skips and the chain building share one loop on
+    purpose: each reference looked at is counted once, where it is looked at.
     """
     wanted = {id(t) for t in targets}
     parent: dict[int, Any] = {id(r): None for r in roots}
