@@ -17,49 +17,8 @@ from pytest_leakhunt import artifacts
 from pytest_leakhunt.naming import type_name
 from pytest_leakhunt.resources import DEFAULT_KINDS, KINDS
 
-#: (option name, ini name, help). One help string serves both twins.
-OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("--detect-leaks", "detect_leaks", "check every test for objects it leaves alive in program state."),
-    ("--leaks-trace", "leaks_trace", "record where leaked objects were allocated (starts tracemalloc; slower)."),
-    ("--leaks-trace-depth", "leaks_trace_depth", "frames tracemalloc keeps per allocation with --leaks-trace (default: 1; each frame costs)."),
-    ("--leaks-report", "leaks_report", "write the leak report as JSON to this path."),
-    ("--leaks-ignore-types", "leaks_ignore_types", "comma-separated qualified type names never reported as leaks."),
-    (
-        "--leaks-resources",
-        "leaks_resources",
-        "what a checked test must not leave running, comma-separated: threads, tasks, processes, fds; "
-        "or all, or none (default: threads,tasks,processes).",
-    ),
-    (
-        "--leaks-baseline",
-        "leaks_baseline",
-        "JSON file of known leaks (fingerprints): leaks listed there do not fail their tests.",
-    ),
-    (
-        "--leaks-baseline-update",
-        "leaks_baseline_update",
-        "write today's leaks into the --leaks-baseline file instead of failing on them.",
-    ),
-    ("--leaks-html", "leaks_html", "write a self-contained HTML report of every leaking test to this path."),
-    (
-        "--leaks-snapshot-dir",
-        "leaks_snapshot_dir",
-        "write a .heapsnapshot (Chrome DevTools / memlab) of each leaking test's leaked objects and retainers here.",
-    ),
-    (
-        "--leaks-strict",
-        "leaks_strict",
-        "fail a test for anything it leaves alive, also what is retained once and does not grow.",
-    ),
-    (
-        "--leaks-repeat",
-        "leaks_repeat",
-        "run each checked test this many extra times (after one warm-up) and report what grows on every run "
-        "(default: 0, off).",
-    ),
-)
-
 DEFAULT_TRACE_DEPTH = 1
+MAX_REPEAT = 1000
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
@@ -90,7 +49,7 @@ class TestPolicy:
     ignore_types: frozenset[str] = frozenset()
     allowed_reason: str | None = None
     resources: frozenset[str] = DEFAULT_KINDS
-    #: extra runs after a warm-up, to see what grows on every run (0: off)
+    #: extra runs to see what grows on every run (0: off)
     repeat: int = 0
 
 
@@ -99,8 +58,10 @@ def _where_ini(config: pytest.Config, name: str) -> str:
     return f"ini option {name!r} in {inipath}" if inipath else f"ini option {name!r}"
 
 
-def _parse_bool(value: str, where: str) -> bool:
-    text = value.strip().lower()
+def _parse_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
     if text in _TRUE:
         return True
     if text in _FALSE:
@@ -108,31 +69,23 @@ def _parse_bool(value: str, where: str) -> bool:
     raise pytest.UsageError(f"{where}: expected true or false, got {value!r}")
 
 
-def _parse_depth(value: Any, where: str) -> int:
-    try:
-        depth = int(str(value).strip())
-    except ValueError:
-        raise pytest.UsageError(f"{where}: expected a whole number of frames, got {value!r}") from None
-    if not 1 <= depth <= 100:
-        raise pytest.UsageError(f"{where}: frames must be between 1 and 100, got {depth}")
-    return depth
+def _whole_number(unit: str, low: int, high: int) -> Callable[[Any, str], int]:
+    """A parser of a count of *unit* between *low* and *high*, whose errors name the value's source."""
+
+    def parse(value: Any, where: str) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise pytest.UsageError(f"{where}: expected a whole number of {unit}, got {value!r}") from None
+        if not low <= number <= high:
+            raise pytest.UsageError(f"{where}: {unit} must be between {low} and {high}, got {number}")
+        return number
+
+    return parse
 
 
-def _parse_types(value: str) -> frozenset[str]:
-    return frozenset(part.strip() for part in value.replace("\n", ",").split(",") if part.strip())
-
-
-MAX_REPEAT = 1000
-
-
-def _parse_repeat(value: Any, where: str) -> int:
-    try:
-        repeat = int(str(value).strip())
-    except ValueError:
-        raise pytest.UsageError(f"{where}: expected a whole number of runs, got {value!r}") from None
-    if not 0 <= repeat <= MAX_REPEAT:
-        raise pytest.UsageError(f"{where}: runs must be between 0 and {MAX_REPEAT}, got {repeat}")
-    return repeat
+def _parse_types(value: Any, where: str = "") -> frozenset[str]:
+    return frozenset(part.strip() for part in str(value).replace("\n", ",").split(",") if part.strip())
 
 
 def _parse_resources(value: Any, where: str) -> frozenset[str]:
@@ -150,78 +103,102 @@ def _parse_resources(value: Any, where: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _given(config: pytest.Config, option: str, ini: str) -> tuple[Any, str] | None:
+@dataclass(frozen=True)
+class Option:
+    """A command-line option and its ini twin: one help text, one parser, one default, one ``Settings`` field."""
+
+    name: str
+    ini: str
+    help: str
+    #: the ``Settings`` field it sets
+    field: str
+    #: turns a given value and where it came from into the setting, or raises a UsageError naming that source
+    parse: Callable[[Any, str], Any]
+    default: Any = None
+    #: a switch on the command line (``store_true``); the ini twin still takes true or false
+    flag: bool = False
+    #: a file or directory the run writes (or reads): checked together, no two the same
+    path: bool = False
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--detect-leaks", "detect_leaks", "check every test for objects it leaves alive in program state.",
+           "detect_leaks", _parse_bool, False, flag=True),
+    Option("--leaks-trace", "leaks_trace", "record where leaked objects were allocated (starts tracemalloc; slower).",
+           "trace", _parse_bool, False, flag=True),
+    Option("--leaks-trace-depth", "leaks_trace_depth",
+           "frames tracemalloc keeps per allocation with --leaks-trace (default: 1; each frame costs).",
+           "trace_depth", _whole_number("frames", 1, 100), DEFAULT_TRACE_DEPTH),
+    Option("--leaks-report", "leaks_report", "write the leak report as JSON to this path.",
+           "report_path", artifacts.check_file, path=True),
+    Option("--leaks-ignore-types", "leaks_ignore_types", "comma-separated qualified type names never reported as leaks.",
+           "ignore_types", _parse_types, frozenset()),
+    Option("--leaks-resources", "leaks_resources",
+           "what a checked test must not leave running, comma-separated: threads, tasks, processes, fds; "
+           "or all, or none (default: threads,tasks,processes).",
+           "resources", _parse_resources, DEFAULT_KINDS),
+    Option("--leaks-baseline", "leaks_baseline",
+           "JSON file of known leaks (fingerprints): leaks listed there do not fail their tests.",
+           "baseline_path", artifacts.check_named, path=True),
+    Option("--leaks-baseline-update", "leaks_baseline_update",
+           "write today's leaks into the --leaks-baseline file instead of failing on them.",
+           "baseline_update", _parse_bool, False, flag=True),
+    Option("--leaks-html", "leaks_html", "write a self-contained HTML report of every leaking test to this path.",
+           "html_path", artifacts.check_file, path=True),
+    Option("--leaks-snapshot-dir", "leaks_snapshot_dir",
+           "write a .heapsnapshot (Chrome DevTools / memlab) of each leaking test's leaked objects and retainers here.",
+           "snapshot_dir", artifacts.check_directory, path=True),
+    Option("--leaks-strict", "leaks_strict",
+           "fail a test for anything it leaves alive, also what is retained once and does not grow.",
+           "strict", _parse_bool, False, flag=True),
+    Option("--leaks-repeat", "leaks_repeat",
+           "run each checked test this many extra times (after one warm-up) and report what grows on every run "
+           "(default: 0, off).",
+           "repeat", _whole_number("runs", 0, MAX_REPEAT), 0),
+)  # fmt: skip
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def _given(config: pytest.Config, option: Option) -> tuple[Any, str] | None:
     """The value set for *option* and where it was set (the command line wins over the ini file), or None."""
-    cli_value = config.getoption(ini)  # each option's dest is its ini twin's name
+    cli_value = config.getoption(option.ini)  # each option's dest is its ini twin's name
     if cli_value is not None:
-        return cli_value, f"command line option {option}"
-    ini_value = config.getini(ini)
+        return cli_value, f"command line option {option.name}"
+    ini_value = config.getini(option.ini)
     if ini_value not in (None, "", []):
-        return ini_value, _where_ini(config, ini)
+        return ini_value, _where_ini(config, option.ini)
     return None
 
 
-def source(config: pytest.Config, option: str) -> str:
-    """Where *option*'s value came from, for errors found after ``resolve`` (a baseline file's contents)."""
-    ini = next(ini for name, ini, _ in OPTIONS if name == option)
-    given = _given(config, option, ini)
-    return given[1] if given is not None else f"command line option {option}"
-
-
-def _as_bool(value: Any, where: str) -> bool:
-    return value if isinstance(value, bool) else _parse_bool(str(value), where)
-
-
-def _outputs(config: pytest.Config, updating: bool) -> dict[str, str | None]:
-    """The paths the run reads or writes, each checked, and no two of them the same file.
-
-    The baseline comes first, so that a report given its path is the option blamed.
-    """
-    # read only, without --leaks-baseline-update: baseline.Baseline.load says what is wrong with it
-    baseline_check = artifacts.check_file if updating else artifacts.check_named
-    checks: list[tuple[str, str, str, Callable[[Any, str], str]]] = [
-        ("baseline", "--leaks-baseline", "leaks_baseline", baseline_check),
-        ("report", "--leaks-report", "leaks_report", artifacts.check_file),
-        ("html", "--leaks-html", "leaks_html", artifacts.check_file),
-        ("snapshot_dir", "--leaks-snapshot-dir", "leaks_snapshot_dir", artifacts.check_directory),
-    ]
-    paths: dict[str, str | None] = {}
-    named: list[tuple[str, str]] = []
-    for key, option, ini, check in checks:
-        given = _given(config, option, ini)
-        paths[key] = path = None if given is None else check(*given)
-        if path is not None and given is not None:
-            named.append((path, given[1]))
-    artifacts.check_distinct(named)
-    return paths
+def source(config: pytest.Config, name: str) -> str:
+    """Where option *name*'s value came from, for errors found after ``resolve`` (a baseline file's contents)."""
+    given = _given(config, _BY_NAME[name])
+    return given[1] if given is not None else f"command line option {name}"
 
 
 def resolve(config: pytest.Config) -> Settings:
-    """Read CLI and ini once into a frozen Settings; raise UsageError naming the source."""
+    """Read CLI and ini once into a frozen Settings; raise UsageError naming the source.
 
-    def pick(option: str, ini: str, parse: Callable[[Any, str], Any], default: Any) -> Any:
-        given = _given(config, option, ini)
-        return default if given is None else parse(*given)
-
-    update = _given(config, "--leaks-baseline-update", "leaks_baseline_update")
-    updating = update is not None and _as_bool(*update)
-    paths = _outputs(config, updating)
-    if update is not None and updating and paths["baseline"] is None:
-        raise pytest.UsageError(f"{update[1]}: needs --leaks-baseline=FILE (or leaks_baseline in the ini file) to write to")
-    return Settings(
-        detect_leaks=pick("--detect-leaks", "detect_leaks", _as_bool, False),
-        trace=pick("--leaks-trace", "leaks_trace", _as_bool, False),
-        trace_depth=pick("--leaks-trace-depth", "leaks_trace_depth", _parse_depth, DEFAULT_TRACE_DEPTH),
-        report_path=paths["report"],
-        ignore_types=pick("--leaks-ignore-types", "leaks_ignore_types", lambda v, w: _parse_types(str(v)), frozenset()),
-        resources=pick("--leaks-resources", "leaks_resources", _parse_resources, DEFAULT_KINDS),
-        repeat=pick("--leaks-repeat", "leaks_repeat", _parse_repeat, 0),
-        baseline_path=paths["baseline"],
-        baseline_update=updating,
-        snapshot_dir=paths["snapshot_dir"],
-        html_path=paths["html"],
-        strict=pick("--leaks-strict", "leaks_strict", _as_bool, False),
-    )
+    The baseline is read before the other paths, so that a report given its
+    path is the option blamed; with ``--leaks-baseline-update`` it must also be
+    writable.
+    """
+    values: dict[str, Any] = {}
+    named: list[tuple[str, str]] = []
+    for option in sorted(OPTIONS, key=lambda o: o.field != "baseline_path"):
+        given = _given(config, option)
+        values[option.field] = option.default if given is None else option.parse(*given)
+        if option.path and given is not None:
+            named.append((values[option.field], given[1]))
+    if values["baseline_update"]:
+        update = _given(config, _BY_NAME["--leaks-baseline-update"])
+        baseline = _given(config, _BY_NAME["--leaks-baseline"])
+        if baseline is None:
+            where = update[1] if update is not None else "command line option --leaks-baseline-update"
+            raise pytest.UsageError(f"{where}: needs --leaks-baseline=FILE (or leaks_baseline in the ini file) to write to")
+        artifacts.check_file(*baseline)
+    artifacts.check_distinct(named)
+    return Settings(**values)
 
 
 def no_leaks(*, ignore_types: Any = (), repeat: int | None = None) -> tuple[frozenset[str], int | None]:

@@ -21,17 +21,16 @@ if TYPE_CHECKING:
     from pytest_leakhunt.tracker import LeakTracker
 
 _PLUGIN_NAME = "leakhunt-session"
-_FLAGS = {"--detect-leaks", "--leaks-trace", "--leaks-baseline-update", "--leaks-strict"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leakhunt", "memory leak detection (pytest-leakhunt)")
-    for option, ini, help_text in OPTIONS:
-        if option in _FLAGS:
-            group.addoption(option, action="store_true", default=None, dest=ini, help=help_text)
+    for option in OPTIONS:
+        if option.flag:
+            group.addoption(option.name, action="store_true", default=None, dest=option.ini, help=option.help)
         else:
-            group.addoption(option, action="store", default=None, dest=ini, metavar="VALUE", help=help_text)
-        parser.addini(ini, help=help_text, type="string", default="")
+            group.addoption(option.name, action="store", default=None, dest=option.ini, metavar="VALUE", help=option.help)
+        parser.addini(option.ini, help=option.help, type="string", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
