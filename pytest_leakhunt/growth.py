@@ -26,13 +26,12 @@ import collections
 import sys
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pytest_leakhunt.census import attribute_dict
-from pytest_leakhunt.model import UNTRACKED, Leak
+from pytest_leakhunt.model import UNTRACKED, Leak, Retention
 from pytest_leakhunt.naming import qualified_type
 
-Retention = Literal["grows", "once", "earlier", "unsettled"]
 GROWS: Retention = "grows"
 ONCE: Retention = "once"
 EARLIER: Retention = "earlier"

@@ -79,7 +79,7 @@ def fingerprint(leak: Leak) -> str:
     from pytest_leakhunt.growth import holder_root  # plain names only; growth imports the model, not hints
 
     kind_of_type = leak.type.split(" ", 1)[0] if leak.type.startswith(("class ", "function ")) else leak.type
-    holder = holder_root(leak.retained_by) if leak.kind in ("object", "tracked") else render_path(leak.retained_by)
+    holder = holder_root(leak.retained_by) if leak.kind in ("object", "tracked") else render_path(leak.details)
     name = leak.name or "" if leak.kind in ("tracked", "thread", "task") else ""
     text = "|".join(_VOLATILE.sub("#", part) for part in (leak.kind, kind_of_type, holder, name))
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]  # noqa: S324 - a name, not a secret

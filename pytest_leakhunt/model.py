@@ -8,7 +8,17 @@ it describes are gone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
+
+#: what a leak is: objects program state holds ("object"; "tracked" when ``leak_tracker`` watched them), what
+#: grew on every run of ``--leaks-repeat`` ("growth"), or a resource left running or open
+LeakKind = Literal["object", "tracked", "growth", "thread", "task", "process", "fd"]
+#: whether running the test again leaves the same again: "grows" fails the test; "once" (a lazy singleton, a
+#: first-use memo, an overwritten slot) and "earlier" (more of an earlier test's growing leak) are listed, not
+#: failed; "unsettled" until a second run decides
+Retention = Literal["grows", "once", "earlier", "unsettled"]
+#: a checked test's outcome as far as leaks go
+Outcome = Literal["passed", "failed"]
 
 #: Leak.kind of resources left running or open (threads, asyncio tasks, child processes, descriptors)
 RESOURCE_KINDS = frozenset({"thread", "task", "process", "fd"})
@@ -26,7 +36,8 @@ class Leak:
     retained_bytes: int
     retained_by: tuple[str, ...]
     allocated_at: str | None = None
-    kind: str = "object"
+    kind: LeakKind = "object"
+    #: a tracked object's name; a thread's or task's name; a process id or descriptor number
     name: str | None = None
     #: type of the object the chain ends at, when it is not ``type`` itself
     root_type: str | None = None
@@ -36,12 +47,13 @@ class Leak:
     hint: str | None = None
     #: a stable name for the leak group, from names only (see ``hints.fingerprint``)
     fingerprint: str | None = None
-    #: whether running the test again leaves the same again (``growth.Retention``): "grows" fails the test;
-    #: "once" (a lazy singleton, a first-use memo, an overwritten slot) and "earlier" (more of an earlier
-    #: test's growing leak) are listed, not failed
-    retention: str = "grows"
+    retention: Retention = "grows"
     #: with retention "earlier": the test whose leak this one grows
     attributed_to: str | None = None
+    #: resources and growth, which no chain holds: what describes them (a thread's target, what grew per run)
+    details: tuple[str, ...] = ()
+    #: growth only: the measured runs it grew on
+    runs: int | None = None
 
     @property
     def path(self) -> str:
@@ -60,10 +72,12 @@ class Leak:
             "kind": self.kind,
             "retention": self.retention,
         }
-        for optional in ("name", "root_type", "holder", "hint", "fingerprint", "attributed_to"):
+        for optional in ("name", "root_type", "holder", "hint", "fingerprint", "attributed_to", "runs"):
             value = getattr(self, optional)
             if value is not None:
                 data[optional] = value
+        if self.details:
+            data["details"] = list(self.details)
         return data
 
     @classmethod
@@ -75,14 +89,16 @@ class Leak:
             retained_bytes=int(data["retained_bytes"]),
             retained_by=tuple(data["retained_by"]),
             allocated_at=data.get("allocated_at"),
-            kind=data.get("kind", "object"),
+            kind=cast(LeakKind, data.get("kind", "object")),
             name=data.get("name"),
             root_type=data.get("root_type"),
             holder=data.get("holder"),
             hint=data.get("hint"),
             fingerprint=data.get("fingerprint"),
-            retention=data.get("retention", "grows"),
+            retention=cast(Retention, data.get("retention", "grows")),
             attributed_to=data.get("attributed_to"),
+            details=tuple(data.get("details", ())),
+            runs=data.get("runs"),
         )
 
 
@@ -94,7 +110,7 @@ class TestLeaks:
 
     nodeid: str
     leaks: tuple[Leak, ...] = ()
-    outcome: str = "passed"
+    outcome: Outcome = "passed"
     error: str | None = None
     more_groups: int = 0
     #: what the test retained without growing (``Leak.retention`` "once" or "earlier"): shown, not failed
@@ -131,7 +147,7 @@ class TestLeaks:
         return cls(
             nodeid=data["nodeid"],
             leaks=tuple(Leak.from_json(item) for item in data["leaks"]),
-            outcome=data.get("outcome", "failed"),
+            outcome=cast(Outcome, data.get("outcome", "failed")),
             error=data.get("error"),
             more_groups=int(data.get("more_groups", 0)),
             retained=tuple(Leak.from_json(item) for item in data.get("retained", ())),

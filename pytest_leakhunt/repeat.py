@@ -117,9 +117,10 @@ def growth(runs: list[RunGrowth]) -> Leak | None:
         shallow_bytes=0,
         # bytes kept per run (median), 0 when only objects grew
         retained_bytes=int(statistics.median(size or 0 for size in sizes)) if grew_bytes else 0,
-        retained_by=tuple(f"+{count} {name}" for name, count in ranked[:3]),
+        retained_by=(),
+        details=tuple(f"+{count} {name}" for name, count in ranked[:3]),
         allocated_at=runs[-1].site,
         holder=_holder_text(runs[-1].holder) if grew_bytes else None,
         kind="growth",
-        name=str(len(runs)),  # measured runs
+        runs=len(runs),
     )

@@ -42,7 +42,7 @@ _RESOURCES = {
 def describe_resource(leak: Leak) -> str:
     """``thread 'beat' still running after teardown (threading.Thread, target shop.audit.beat)``"""
     noun, state = _RESOURCES[leak.kind]
-    details = ", ".join(leak.retained_by if leak.kind == "fd" else (leak.type, *leak.retained_by))
+    details = ", ".join(leak.details if leak.kind == "fd" else (leak.type, *leak.details))
     # a thread or task has a name people chose; a pid or descriptor number is just a number
     name = leak.name if leak.kind in ("fd", "process") else repr(leak.name)
     return f"{noun} {name} still {state} after teardown ({details})"
@@ -50,8 +50,8 @@ def describe_resource(leak: Leak) -> str:
 
 def describe_growth(leak: Leak) -> str:
     """``grows on every run: +1 shop.orders.Order, +120 B per run (3 runs after a warm-up)``"""
-    parts = [*leak.retained_by, *([f"+{human_bytes(leak.retained_bytes)}"] if leak.retained_bytes else [])]
-    return f"grows on every run: {', '.join(parts)} per run ({leak.name} runs after a warm-up)"
+    parts = [*leak.details, *([f"+{human_bytes(leak.retained_bytes)}"] if leak.retained_bytes else [])]
+    return f"grows on every run: {', '.join(parts)} per run ({leak.runs} runs after a warm-up)"
 
 
 def leak_lines(leak: Leak, number: int) -> list[str]:

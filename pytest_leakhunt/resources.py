@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from pytest_leakhunt.model import RESOURCE_KINDS, Leak
+from pytest_leakhunt.model import RESOURCE_KINDS, Leak, LeakKind
 from pytest_leakhunt.naming import type_name
 
 KINDS = ("threads", "tasks", "processes", "fds")
@@ -135,10 +135,10 @@ def _processes(objs: list[Any]) -> list[tuple[int, Leak]]:
     return out
 
 
-def _leak(obj: Any, kind: str, name: str, detail: str) -> Leak:
+def _leak(obj: Any, kind: LeakKind, name: str, detail: str) -> Leak:
     """A resource left behind: plain data, no reference to *obj* (a descriptor number is named by its kind)."""
     shown = "file descriptor" if kind == "fd" else type_name(type(obj))
-    return Leak(type=shown, count=1, shallow_bytes=0, retained_bytes=0, retained_by=(detail,), kind=kind, name=name)
+    return Leak(type=shown, count=1, shallow_bytes=0, retained_bytes=0, retained_by=(), kind=kind, name=name, details=(detail,))
 
 
 def open_fds() -> frozenset[int] | None:

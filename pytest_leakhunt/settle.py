@@ -16,7 +16,7 @@ import pytest
 from pytest_leakhunt import census, growth
 from pytest_leakhunt.check import Checker
 from pytest_leakhunt.config import Settings, policy_for
-from pytest_leakhunt.model import CLEAN, Leak, TestLeaks
+from pytest_leakhunt.model import CLEAN, Leak, Outcome, TestLeaks
 from pytest_leakhunt.stash import POLICY_KEY
 
 
@@ -68,7 +68,7 @@ class Settler:
         kept = tuple(leak for leak in leaks if leak.retention != growth.GROWS)
         if not failing and not kept and not verdict.error:
             return CLEAN
-        outcome = "failed" if failing or verdict.error else "passed"
+        outcome: Outcome = "failed" if failing or verdict.error else "passed"
         return dataclasses.replace(verdict, leaks=failing, retained=kept, outcome=outcome)
 
     def _second_run(self, item: pytest.Item, nextitem: pytest.Item | None, probe: growth.Probe) -> None:

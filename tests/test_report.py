@@ -94,7 +94,7 @@ def test_json_roundtrip_and_schema() -> None:
 def test_every_leak_field_survives_json() -> None:
     # to_json lists the fields by hand: a field added to Leak and forgotten there fails here
     values = {f.name: f"value of {f.name}" for f in dataclasses.fields(Leak)}
-    values.update(count=3, shallow_bytes=4, retained_bytes=5, retained_by=("m", "X"))
+    values.update(count=3, shallow_bytes=4, retained_bytes=5, retained_by=("m", "X"), details=("d",), runs=2)
     leak = Leak(**values)
     assert set(leak.to_json()) == set(values)
     assert Leak.from_json(json.loads(json.dumps(leak.to_json()))) == leak
