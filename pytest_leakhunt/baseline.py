@@ -82,11 +82,11 @@ class Baseline:
         return cls(path, entries, updating)
 
     def split(self, leaks: Sequence[Leak]) -> tuple[list[Leak], list[Leak]]:
-        """(known, new) among one test's leaks: the known ones do not fail it."""
+        """(baselined, new) among one test's leaks: the baselined ones do not fail it."""
         if self.updating:
             return list(leaks), []
-        known = [leak for leak in leaks if leak.fingerprint in self.entries]
-        return known, [leak for leak in leaks if leak.fingerprint not in self.entries]
+        baselined = [leak for leak in leaks if leak.fingerprint in self.entries]
+        return baselined, [leak for leak in leaks if leak.fingerprint not in self.entries]
 
     def stale(self, seen: Mapping[str, object]) -> list[Entry]:
         """Entries that no leak of this session matched (*seen*: fingerprints the session let through)."""

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pytest_leakhunt.naming import module_of
-from pytest_leakhunt.registries import CONTAINER_TYPES, CONTAINERS
+from pytest_leakhunt.naming import type_name
+from pytest_leakhunt.registries import CONTAINER_TYPES, CONTAINERS, ELEMENT_CONTAINERS
 from pytest_leakhunt.window import HeapWindow
 
 
@@ -28,7 +28,7 @@ def shape(survivors: Survivors, harness_key: Any) -> tuple[Any, ...]:
     anything leaves more of some type, or more references (a list that got an element).
     """
     counts = collections.Counter(map(type, survivors.objs))
-    names = sorted((f"{module_of(cls)}.{cls.__qualname__}", n) for cls, n in counts.items())
+    names = sorted((type_name(cls), n) for cls, n in counts.items())
     return (harness_key, len(gc.get_referents(*survivors.objs)), *names)
 
 
@@ -220,7 +220,7 @@ def _contents(scope: Any) -> list[Any]:
     """The values of a dict, the items of a list, tuple, set or deque; nothing for anything else."""
     if isinstance(scope, dict):
         return list(scope.values())
-    if isinstance(scope, (list, tuple, set, collections.deque)):
+    if isinstance(scope, ELEMENT_CONTAINERS):
         return list(scope)
     return []
 

@@ -226,7 +226,7 @@ class Checker:
         return classify.Context(
             holders=lambda: list(harness.holders(item)),
             shared=harness.shared_holders,
-            known_leak=self._explainer.known_leak,
+            repeated_leak=self._explainer.repeated_leak,
             harness_codes=codes,
             ignore_types=check.ignore_types,
             item=item,

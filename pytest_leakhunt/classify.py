@@ -1,6 +1,6 @@
 """What a survivor is: a subject a leak is about, harness bookkeeping, or a neutral container.
 
-The verdict of a type is cached (``_TYPE_VERDICT``); functions, generators,
+The role of a type is cached (``_TYPE_ROLE``); functions, generators,
 modules and classes are judged one by one (``_DYNAMIC``). ``unaccounted`` and
 ``quick.quick_verdict`` end the check of almost every test without looking
 for roots; ``_not_benign`` keeps the roots whose walk through neutral
@@ -80,10 +80,10 @@ class Context:
     harness_codes: frozenset[int]
     ignore_types: frozenset[str]
     #: a verified retainer chain for an object a known leak holder keeps, else None
-    known_leak: Callable[[Any], list[Any] | None] = lambda obj: None
+    repeated_leak: Callable[[Any], list[Any] | None] = lambda obj: None
     #: extra references to assume for roots a registry would otherwise excuse
     forced: dict[int, int] = field(default_factory=dict)
-    #: chains found through known_leak, by survivor index; cleared with the context
+    #: chains found through repeated_leak, by survivor index; cleared with the context
     chains: dict[int, list[Any]] = field(default_factory=dict)
     #: the running item: it holds the test's fixture values, so it is tried with the hottest shared holders
     item: Any = None
@@ -138,10 +138,10 @@ _NEUTRAL, _STOP, _SUBJECT, _DYNAMIC = 0, 1, 2, 3
 _DYNAMIC_TYPES = (types.FunctionType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, types.ModuleType)
 
 
-_TYPE_VERDICT: dict[type, int] = {}
+_TYPE_ROLE: dict[type, int] = {}
 
 
-#: The same verdicts as sets, so that quick_verdict sorts a test's types with set operations:
+#: The same roles as sets, so that quick_verdict sorts a test's types with set operations:
 #: types that need no further look (_NEUTRAL, _STOP) and types whose instances are subjects.
 _SETTLED_TYPES: set[type] = set()
 
@@ -157,25 +157,25 @@ _CODE_OF = {
 }
 
 
-def _verdict(obj: Any, harness_codes: frozenset[int]) -> int:
+def _role(obj: Any, harness_codes: frozenset[int]) -> int:
     """_NEUTRAL: walk into it; _STOP: harness, weak or module, do not walk; _SUBJECT: what leaks are about."""
     cls = type(obj)
-    verdict = _TYPE_VERDICT.get(cls)
-    if verdict is None:
+    role = _TYPE_ROLE.get(cls)
+    if role is None:
         if cls in _DYNAMIC_TYPES or cls is _LRU_TYPE or issubclass(cls, type):
-            verdict = _DYNAMIC
+            role = _DYNAMIC
         elif _is_weak(obj):
-            verdict = _STOP
+            role = _STOP
         else:
             origin = _origin(obj, harness_codes)
-            verdict = _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
-        _TYPE_VERDICT[cls] = verdict
-        if verdict < _SUBJECT:
+            role = _NEUTRAL if origin is None else _STOP if is_harness_module(origin) else _SUBJECT
+        _TYPE_ROLE[cls] = role
+        if role < _SUBJECT:
             _SETTLED_TYPES.add(cls)
-        elif verdict == _SUBJECT:
+        elif role == _SUBJECT:
             _SUBJECT_TYPES.add(cls)
-    if verdict != _DYNAMIC:
-        return verdict
+    if role != _DYNAMIC:
+        return role
     if cls is types.ModuleType:
         # one the import system loaded is the runtime's first-use cache; one a test made and registered is the test's
         return _STOP if getattr(obj, "__spec__", None) is not None else _SUBJECT
@@ -191,18 +191,18 @@ def _verdict(obj: Any, harness_codes: frozenset[int]) -> int:
 
 def own_caches() -> list[Any]:
     """This module's caches keyed by type: references from them are ours, never a reason to report."""
-    return [_TYPE_VERDICT, _SETTLED_TYPES, _SUBJECT_TYPES]
+    return [_TYPE_ROLE, _SETTLED_TYPES, _SUBJECT_TYPES]
 
 
 def forget_new_types(objs: list[Any]) -> list[type]:
-    """Drop the verdicts of classes made during the check window: no cache of ours keeps a test's class alive.
+    """Drop the roles of classes made during the check window: no cache of ours keeps a test's class alive.
 
     ``unittest.mock`` makes a class for every Mock; cached strongly, each would
     outlive its test. Returns the classes, for the other caches keyed by type.
     """
     new = [obj for obj in itertools.compress(objs, map(isinstance, objs, itertools.repeat(type)))]
     for cls in new:
-        if _TYPE_VERDICT.pop(cls, None) is not None:
+        if _TYPE_ROLE.pop(cls, None) is not None:
             _SETTLED_TYPES.discard(cls)
             _SUBJECT_TYPES.discard(cls)
     return new
@@ -234,7 +234,7 @@ def unaccounted(
     subjects: list[Any] = []
     # Most survivors are of settled types: pick the others out at C speed, then judge those few in order.
     for obj in itertools.compress(objs, map(unsettled.__contains__, map(type, objs))):
-        if type(obj) in plain or _verdict(obj, harness_codes) == _SUBJECT:
+        if type(obj) in plain or _role(obj, harness_codes) == _SUBJECT:
             subjects.append(obj)
     obj = None
     if ignore:
@@ -259,14 +259,14 @@ def _count_at(held_at: list[tuple[dict[str, Any], str]], obj: Any) -> int:
 def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> list[int]:
     """The roots that retain something other than harness bookkeeping and neutral containers.
 
-    The hot loop of every check: type verdicts are cached, and a survivor found
+    The hot loop of every check: type roles are cached, and a survivor found
     benign from one root is not walked again from another. Its rules stay in
     one function on purpose: it runs for every root of every test, and a call
     per rule would cost more than the rules.
     """
     objs = survivors.objs
     harness_codes, ignore = context.harness_codes, context.ignore_types
-    verdicts = _TYPE_VERDICT
+    roles = _TYPE_ROLE
     logging = sys.modules.get("logging")
     registry = logging.Logger.manager.loggerDict if logging is not None else {}
     new_modules: set[str] | None = None
@@ -277,12 +277,12 @@ def _not_benign(survivors: Survivors, roots: list[int], context: Context) -> lis
         if i in benign:
             continue
         root = objs[i]
-        verdict = verdicts.get(type(root))
-        if verdict is None or verdict == _DYNAMIC:
-            verdict = _verdict(root, harness_codes)
-        if verdict == _STOP or (verdict == _SUBJECT and context.subjects_settled) or _scratch(root):
+        role = roles.get(type(root))
+        if role is None or role == _DYNAMIC:
+            role = _role(root, harness_codes)
+        if role == _STOP or (role == _SUBJECT and context.subjects_settled) or _scratch(root):
             continue
-        if verdict == _SUBJECT:
+        if role == _SUBJECT:
             # a logger getLogger() registered is the registry's; what a test hangs on it is forced in
             if (
                 logging is not None
@@ -319,7 +319,7 @@ def _walk_neutral(survivors: Survivors, i: int, benign: set[int], context: Conte
     survivor a root keeps, and each branch is one test of its type.
     """
     objs, index = survivors.objs, survivors.index
-    harness_codes, ignore, verdicts = context.harness_codes, context.ignore_types, _TYPE_VERDICT
+    harness_codes, ignore, roles = context.harness_codes, context.ignore_types, _TYPE_ROLE
     seen = {i}
     stack = [i]
     harness = substance = False
@@ -329,13 +329,13 @@ def _walk_neutral(survivors: Survivors, i: int, benign: set[int], context: Conte
             harness = True
             continue
         obj = objs[j]
-        verdict = verdicts.get(type(obj))
-        if verdict is None or verdict == _DYNAMIC:
-            verdict = _verdict(obj, harness_codes)
-        if verdict == _STOP:
+        role = roles.get(type(obj))
+        if role is None or role == _DYNAMIC:
+            role = _role(obj, harness_codes)
+        if role == _STOP:
             harness = harness or not _is_weak(obj)
             continue  # what the harness holds is the harness's bookkeeping
-        if verdict == _SUBJECT and j != i and qualified_type(obj) not in ignore:
+        if role == _SUBJECT and j != i and qualified_type(obj) not in ignore:
             return True
         frame = type(obj) is types.FrameType
         if frame and is_harness_module(obj.f_globals.get("__name__")):
@@ -359,10 +359,10 @@ def _walk_neutral(survivors: Survivors, i: int, benign: set[int], context: Conte
 
 def _is_harness(obj: Any, harness_codes: frozenset[int]) -> bool:
     """A new harness object (a request, a report) that a test's frame refers to: not what the test keeps."""
-    verdict = _TYPE_VERDICT.get(type(obj))
-    if verdict is None or verdict == _DYNAMIC:
-        verdict = _verdict(obj, harness_codes)
-    return verdict == _STOP and not _is_weak(obj)
+    role = _TYPE_ROLE.get(type(obj))
+    if role is None or role == _DYNAMIC:
+        role = _role(obj, harness_codes)
+    return role == _STOP and not _is_weak(obj)
 
 
 def _scratch(root: Any) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_leakhunt.registries import _LRU_TYPE, is_harness_module
+from pytest_leakhunt.registries import _LRU_TYPE, SEQUENCES, is_harness_module
 
 _NO_NAMESPACES: set[int] = set()
 
@@ -100,7 +100,7 @@ def edge(parent: Any, child: Any, namespaces: set[int] = _NO_NAMESPACES, grandpa
         return _dict_edge(parent, child, id(parent) in namespaces)
     if isinstance(parent, types.FunctionType) and child is parent.__closure__:
         return Edge("structural", "")
-    if isinstance(parent, (list, tuple, collections.deque)):
+    if isinstance(parent, SEQUENCES):
         return _sequence_edge(parent, child, grandparent)
     if isinstance(parent, (set, frozenset)):
         return Edge("member", "member")

@@ -92,7 +92,7 @@ class Explainer:
         objs, held = survivors.objs, self.held_by_c
         return [i for i in candidates if is_subject(objs[i], codes) or qualified_type(objs[i]) not in held]
 
-    def known_leak(self, obj: Any) -> list[Any] | None:
+    def repeated_leak(self, obj: Any) -> list[Any] | None:
         """A chain an earlier leak found that still holds *obj*, unless it ends at a registry learned since."""
         chain = self.chains.lookup(obj, qualified_type(obj))
         if chain is not None and len(chain) >= 2:

@@ -132,7 +132,7 @@ class Probe:
         """
         self.entries.append((fingerprint, root_name, holder, _hold(root), _hold(leaked), fresh))
 
-    def verdicts(self, again: list[Leak], holds: Any) -> dict[str, Retention]:
+    def retentions(self, again: list[Leak], holds: Any) -> dict[str, Retention]:
         """Per fingerprint: grows when the first object is still held and the second run left some under it.
 
         "Still held" follows the first run's holder to its root and from the
@@ -227,10 +227,10 @@ def _reaches(start: Any, target: Any, depth: int = 4, budget: int = 2000) -> boo
 class Settled:
     """Verdicts of second runs by fingerprint, for the whole session: strings only."""
 
-    verdicts: dict[str, Retention] = field(default_factory=dict)
+    retentions: dict[str, Retention] = field(default_factory=dict)
 
     def apply(self, leak: Leak) -> Leak:
-        known = self.verdicts.get(leak.fingerprint or "")
+        known = self.retentions.get(leak.fingerprint or "")
         if leak.retention != UNSETTLED or known is None:
             return leak
         return _with(leak, known)
@@ -250,8 +250,8 @@ def shown_again(entry: tuple[str, str, Any, Any, Any, bool], again: list[Leak]) 
     return next((leak for leak in under if leak.type == same_kind), under[0] if under else None)
 
 
-def settle(leak: Leak, verdicts: dict[str, Retention], shown: dict[str, Leak | None] | None = None) -> Leak:
-    """An unsettled leak with the verdict its second run gave.
+def settle(leak: Leak, retentions: dict[str, Retention], shown: dict[str, Leak | None] | None = None) -> Leak:
+    """An unsettled leak with the retention its second run gave.
 
     Without one (the test failed anyway, or another plugin ran its protocol),
     a leak under a known holder counts as growing, and one that nothing
@@ -261,7 +261,7 @@ def settle(leak: Leak, verdicts: dict[str, Retention], shown: dict[str, Leak | N
     if leak.retention != UNSETTLED:
         return leak
     default = GROWS if holder_root(leak.retained_by) else ONCE
-    retention = verdicts.get(leak.fingerprint or "", default)
+    retention = retentions.get(leak.fingerprint or "", default)
     again = (shown or {}).get(leak.fingerprint or "")
     if retention == GROWS and again is not None and again.type not in (leak.type, UNTRACKED):
         return _with(again, GROWS)  # the first run named the container it made (a bucket, a fixture's value)

@@ -10,7 +10,6 @@ and node 0 is a synthetic root whose children are the modules, so DevTools'
 
 from __future__ import annotations
 
-import collections
 import errno
 import gc
 import json
@@ -25,6 +24,7 @@ from typing import Any
 from pytest_leakhunt.artifacts import write_text
 from pytest_leakhunt.edges import edge
 from pytest_leakhunt.naming import type_name
+from pytest_leakhunt.registries import ELEMENT_CONTAINERS, SEQUENCES
 
 #: V8's node and edge type tables; we use a few of each.
 NODE_TYPES = [
@@ -35,7 +35,7 @@ EDGE_TYPES = ["context", "element", "property", "internal", "hidden", "shortcut"
 NODE_FIELDS = ["type", "name", "id", "self_size", "edge_count", "trace_node_id", "detachedness"]
 EDGE_FIELDS = ["type", "name_or_index", "to_node"]
 
-_ARRAYS = (list, tuple, set, frozenset, collections.deque)
+_ARRAYS = ELEMENT_CONTAINERS
 _NODE_TYPE = {name: i for i, name in enumerate(NODE_TYPES)}
 _EDGE_TYPE = {name: i for i, name in enumerate(EDGE_TYPES)}
 #: Types whose node name depends on the object (its value, its name), not only on its type.
@@ -146,7 +146,7 @@ def _describe(obj: Any) -> tuple[str, str]:
     if isinstance(obj, types.ModuleType):
         return "object", f"module {obj.__name__}"
     if isinstance(obj, type):
-        return "object", f"class {obj.__module__}.{obj.__qualname__}"
+        return "object", f"class {type_name(obj)}"
     if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
         return "closure", str(getattr(obj, "__qualname__", None) or type(obj).__name__)
     if isinstance(obj, types.CodeType):
@@ -233,7 +233,7 @@ def _walk(snapshot: Snapshot, objs: list[Any]) -> None:
     string, slow_node = snapshot._string, snapshot.node  # noqa: SLF001
     get_referents, getsizeof = gc.get_referents, sys.getsizeof
     element, prop, internal = _EDGE_TYPE["element"], _EDGE_TYPE["property"], _EDGE_TYPE["internal"]
-    sequences = (list, tuple, collections.deque)
+    sequences = SEQUENCES
 
     def node(obj: Any) -> int:
         found = index.get(id(obj))

@@ -26,7 +26,7 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any], rest
     others. Those referenced only by *slots* (harness holders that explained
     earlier tests, and the item's fixture values) are clean too, provided
     those references are all there are. A subject whose other references all
-    come from a holder that leaked in an earlier test (``context.known_leak``:
+    come from a holder that leaked in an earlier test (``context.repeated_leak``:
     the same cache growing test after test) is that leak again: its chain goes
     to ``context.chains`` and its index is returned. No other survivor can then
     leak, since any path from a leaked root to a subject would end in a
@@ -43,7 +43,7 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any], rest
             _remember(context.held_at, slots, rest)
         return []
     rest.clear()  # the caller's list too: from here on, references are counted against the survivors' own
-    return _known_leaks_only(survivors, context, unheld, slots)
+    return _repeated_leaks_only(survivors, context, unheld, slots)
 
 
 #: At most this many remembered attributes: a few harness objects keep a test's objects after teardown.
@@ -71,7 +71,7 @@ def _remember(held_at: list[tuple[dict[str, Any], str]], holders: list[Any], obj
     del held_at[:-_MAX_HELD_AT]
 
 
-def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int], slots: list[Any]) -> list[int] | None:
+def _repeated_leaks_only(survivors: Survivors, context: Context, unheld: list[int], slots: list[Any]) -> list[int] | None:
     """The survivors that repeat a known leak, when they and what only they keep are all that is unheld.
 
     Each such survivor's references come from its known holder and the slots;
@@ -84,7 +84,7 @@ def _known_leaks_only(survivors: Survivors, context: Context, unheld: list[int],
     objs, index, internal = survivors.objs, survivors.index, survivors.internal
     chains: dict[int, list[Any]] = {}
     for key in unheld:
-        chain = context.known_leak(objs[index[key]])
+        chain = context.repeated_leak(objs[index[key]])
         if chain is not None:
             chains[index[key]] = chain
         del chain

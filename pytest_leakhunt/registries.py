@@ -31,6 +31,8 @@ MUTABLE_CONTAINERS = (dict, list, set, collections.deque)
 CONTAINER_TYPES = frozenset({*MUTABLE_CONTAINERS, tuple, collections.OrderedDict, collections.defaultdict})
 #: Containers of elements, not of names: what they hold is counted, not named.
 ELEMENT_CONTAINERS = tuple(kind for kind in CONTAINERS if kind is not dict)
+#: containers whose elements have positions
+SEQUENCES = (list, tuple, collections.deque)
 
 #: Module name prefixes whose objects are test-harness bookkeeping.
 HARNESS_MODULES = ("_pytest", "pytest", "pluggy", "pytest_leakhunt", "xdist", "execnet", "py")

@@ -304,7 +304,7 @@ def _worth_descending(obj: Any) -> bool:
 
 def _holder_rank(holder: Any) -> int:
     """Containers and namespaces first: they are where program state keeps things."""
-    if isinstance(holder, (dict, list, tuple, set, frozenset, types.CellType)):
+    if isinstance(holder, (*CONTAINERS, types.CellType)):
         return 0
     if isinstance(holder, (type, types.FunctionType, types.MethodType)):
         return 1

@@ -39,7 +39,7 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
         return []
     # A holder that leaked in an earlier test and still keeps this object: no need to look further.
     for i in candidates:
-        chain = context.known_leak(objs[i])
+        chain = context.repeated_leak(objs[i])
         if chain is not None:
             context.chains[i] = chain
         del chain

@@ -306,9 +306,9 @@ class RuntestHooks:
             return
         data: dict[str, Any] = {"checked": True}
         if verdict.leaks and self.hunt.baseline is not None:
-            known, new = self.hunt.baseline.split(verdict.leaks)
-            if known:
-                data["baselined"] = [[leak.fingerprint, describe(leak)] for leak in known]
+            baselined, new = self.hunt.baseline.split(verdict.leaks)
+            if baselined:
+                data["baselined"] = [[leak.fingerprint, describe(leak)] for leak in baselined]
                 verdict = dataclasses.replace(verdict, leaks=tuple(new))
         if verdict.retained:
             data["result"] = verdict.to_json()

@@ -55,10 +55,10 @@ class Settler:
                 and not any(leak.retention == growth.GROWS for leak in leaks)  # it fails anyway: no second run
             ):
                 self._second_run(item, nextitem, probe)
-            leaks = [growth.settle(leak, self._settled.verdicts, self._grown) for leak in leaks]
+            leaks = [growth.settle(leak, self._settled.retentions, self._grown) for leak in leaks]
             for fingerprint, _, _, root_ref, leaked_ref, _ in probe.entries:
                 root, leaked = root_ref(), leaked_ref()
-                if root is not None and (self._settled.verdicts.get(fingerprint) == growth.GROWS or self.settings.strict):
+                if root is not None and (self._settled.retentions.get(fingerprint) == growth.GROWS or self.settings.strict):
                     self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
             root = leaked = None
         finally:
@@ -81,18 +81,18 @@ class Settler:
         """
         try:
             leaks = self._run_again(item, nextitem)
-            verdicts = probe.verdicts(leaks, census.holds)
+            retentions = probe.retentions(leaks, census.holds)
             entries = probe.by_fingerprint()
-            shown = {fp: growth.shown_again(entries[fp], leaks) for fp, verdict in verdicts.items() if verdict == growth.GROWS}
+            shown = {fp: growth.shown_again(entries[fp], leaks) for fp, retention in retentions.items() if retention == growth.GROWS}
             doubtful = [fp for fp, leak in shown.items() if not entries[fp][5] and leak is not None and leak.retention != growth.GROWS]
             second = self._checker.take_next_probe()
             if doubtful and second.entries:
-                later = second.verdicts(self._run_again(item, nextitem), census.holds)
+                later = second.retentions(self._run_again(item, nextitem), census.holds)
                 for fp in doubtful:
                     if not any(later.get(e[0]) == growth.GROWS and growth.same_holder(entries[fp][1], e[1]) for e in second.entries):
-                        verdicts[fp] = growth.ONCE
+                        retentions[fp] = growth.ONCE
             # what the second run added to a growing leak is that leak too, for blaming later tests
-            grows = [entries[fp][1] for fp, verdict in verdicts.items() if verdict == growth.GROWS]
+            grows = [entries[fp][1] for fp, retention in retentions.items() if retention == growth.GROWS]
             for entry in second.entries:
                 if any(growth.same_holder(name, entry[1]) for name in grows):
                     self._earlier.remember([entry[3](), entry[4]()], item.nodeid)
@@ -100,9 +100,9 @@ class Settler:
             second.close()
         finally:
             self._checker.take_next_probe().close()
-        self._settled.verdicts.update(verdicts)
+        self._settled.retentions.update(retentions)
         # what grows is best shown by what the second run added: the first run also made the holder
-        self._grown = {fp: leak for fp, leak in shown.items() if verdicts.get(fp) == growth.GROWS}
+        self._grown = {fp: leak for fp, leak in shown.items() if retentions.get(fp) == growth.GROWS}
 
     def _run_again(self, item: pytest.Item, nextitem: pytest.Item | None) -> list[Leak]:
         """One more run of the test's protocol, its reports dropped: the leaks it left, unjudged."""
