@@ -22,6 +22,7 @@ import gc
 import re
 import statistics
 import sys
+import threading
 import time
 import types
 from collections.abc import Iterator
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 _BUILTIN_VALUES = frozenset({*CONTAINER_TYPES, frozenset, types.MethodType})
 #: Objects of one growing kind whose retainer chains are searched, in one search for all kinds.
 _SAMPLES = 4
+#: Seconds a run's threads get, in all, to end before what the run left is counted.
+_THREAD_SETTLE = 0.1
 #: Growing kinds named in a report.
 _SHOWN = 3
 
@@ -66,6 +69,19 @@ def _counted(survivors: census.Survivors, codes: frozenset[int], skip: set[int])
         if type(obj) in _BUILTIN_VALUES and id(obj) not in skip:
             yield obj
     yield from (obj for obj in objs if is_subject(obj, codes))
+
+
+def settle_threads(known: set[int | None], budget: float = _THREAD_SETTLE) -> None:
+    """Give threads a run started, and that are ending, up to *budget* seconds in all to end.
+
+    A test that tells its server thread to stop and returns at once leaves the
+    thread exiting: its state (``threading._shutdown_locks``) is not what the
+    run keeps. A thread still running after that is left to the thread check.
+    """
+    deadline = time.monotonic() + budget
+    for thread in threading.enumerate():
+        if thread.ident not in known and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def count_alive(codes: frozenset[int], skip: set[int]) -> dict[str, int]:
@@ -301,6 +317,7 @@ class RepeatHooks:
         state = HarnessState(item)
         before = self._watch.lengths()
         skip: set[int] = set()  # made before the window opens: ids of our own young objects go in it
+        threads = {thread.ident for thread in threading.enumerate()}
         tallies: list[Tally] = []
         window = HeapWindow()
         hunt.repeating = True
@@ -309,6 +326,7 @@ class RepeatHooks:
             for _ in range(runs):
                 runtestprotocol(item, nextitem=nextitem, log=False)
                 state.restore(item)
+                settle_threads(threads)
                 tally = Tally(count_alive(codes, skip), self._watch.lengths())
                 skip.update((id(tally), id(tally.counts), id(tally.lengths)))
                 tallies.append(tally)
