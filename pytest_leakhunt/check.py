@@ -20,7 +20,7 @@ from pytest_leakhunt.config import Settings, TestPolicy
 from pytest_leakhunt.explain import Check, Explainer, untracked_growth
 from pytest_leakhunt.harness import Harness
 from pytest_leakhunt.model import CLEAN, Leak, TestLeaks
-from pytest_leakhunt.stash import FDS_KEY, GROWTH_KEY, TRACKER_KEY
+from pytest_leakhunt.stash import FDS_KEY, TRACKER_KEY
 from pytest_leakhunt.window import HeapWindow
 
 if TYPE_CHECKING:
@@ -143,10 +143,6 @@ class Checker:
                 leaks.extend(found)
                 if "fds" in policy.resources:
                     leaks.extend(resources.new_fds(item.stash.get(FDS_KEY, None)))
-                # `in` first: a stash miss raises and catches a KeyError, and most tests have neither
-                grew = item.stash[GROWTH_KEY] if policy.repeat and GROWTH_KEY in item.stash else None
-                if grew is not None:
-                    leaks.append(grew)
             if tracker is not None:
                 leaks.extend(self._explainer.tracked(tracker, self._tracked_reported, self._heap))
         finally:

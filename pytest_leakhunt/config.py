@@ -152,7 +152,7 @@ OPTIONS: tuple[Option, ...] = (
            "fail a test for anything it leaves alive, also what is retained once and does not grow.",
            "strict", _parse_bool, False, flag=True),
     Option("--leaks-repeat", "leaks_repeat",
-           "run each checked test this many extra times (after one warm-up) and report what grows on every run "
+           "after each checked test passes, run it this many more times and report what grows on every run "
            "(default: 0, off).",
            "repeat", _whole_number("runs", 0, MAX_REPEAT), 0),
 )  # fmt: skip

@@ -1,126 +1,358 @@
-"""Repeat mode: run a test again and again and report what grows on every run.
+"""Repeat mode: after a test's real run, run it N more times and report what every run adds and keeps.
 
-The method of CPython's own ``-R`` (huntrleaks), on a release build: one
-warm-up run settles first-use caches, then each measured run is checked for
-what it left behind. Objects are counted by type among the run's survivors
-(the heap is frozen around each run, so this costs what the run allocated);
-bytes are what tracemalloc still sees allocated by the run on lines of the
-project's own code (not pytest's, a plugin's or an installed library's), which
-includes objects the collector does not track (a global list of ``bytes``). Something that grows on every measured run is a leak, whatever
-holds it.
+The real run comes first and is checked as usual: its outcome is the test's,
+whatever the extra runs do. The heap is then frozen once, and after each extra
+run a collection and ``gc.get_objects()`` list what the extra runs have left
+alive so far: counting costs what they allocated, never the size of the heap,
+and needs no tracemalloc. Growth is net: a kind of object grows when the
+number alive went up on every run (a slot each run replaces frees the value of
+the run before, and stays at one). What grows is named by its retainer chain
+from program state (a module global, a class attribute, a fixture of broader
+scope); what only pytest's state holds (items, stash, user properties, warning
+records, captured output) is the harness's, never the test's. Values the
+collector does not track (``bytes``, ``str``, dicts of numbers) are seen as a
+module-level container of the project that got longer on every run.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import gc
+import re
 import statistics
-import tracemalloc
-from collections.abc import Callable
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_leakhunt import sites
+import pytest
+
+from pytest_leakhunt import census, edges, retainers
 from pytest_leakhunt.classify import is_subject
-from pytest_leakhunt.model import Leak
+from pytest_leakhunt.harness import user_fixture
+from pytest_leakhunt.model import Leak, TestLeaks, render_path
 from pytest_leakhunt.naming import qualified_type
+from pytest_leakhunt.registries import CONTAINER_TYPES, is_harness_module
+from pytest_leakhunt.untracked import ContainerWatch
 from pytest_leakhunt.window import HeapWindow
 
-#: Bytes a run must keep, on every run, to count as growth (allocator noise stays below it).
-MIN_BYTES = 64
+if TYPE_CHECKING:
+    from pytest_leakhunt.session import LeakHunt
 
-#: Allocations made by the harness itself (captured output, report sections) are not the test's.
-_HARNESS_FILTERS = [
-    tracemalloc.Filter(False, pattern)
-    for pattern in ("*/_pytest/*", "*/pluggy/*", "*/pytest_leakhunt/*", "*/tracemalloc.py", "<frozen importlib._bootstrap*>")
-]
+#: Builtin values counted when program state holds them directly (a dict appended to a module list).
+_BUILTIN_VALUES = frozenset({*CONTAINER_TYPES, frozenset, types.MethodType})
+#: Objects of one growing kind whose retainer chains are searched, in one search for all kinds.
+_SAMPLES = 4
+#: Seconds a run's threads get, in all, to end before what the run left is counted.
+_THREAD_SETTLE = 0.1
+#: Growing kinds named in a report.
+_SHOWN = 3
 
 
 @dataclass(frozen=True)
-class RunGrowth:
-    """What one run left alive: subject objects by type, and bytes (None when tracing was not ours)."""
+class Tally:
+    """What the extra runs had left alive after one of them: objects by kind, and the watched containers' lengths."""
 
-    objects: dict[str, int]
-    bytes: int | None
-    site: str | None
-    #: the module-level container that kept most of the run's untracked values, with (values, bytes)
-    holder: tuple[str, int, int] | None = None
+    counts: dict[str, int]
+    lengths: list[int]
 
 
-def measure(run: Callable[[], Any], harness_codes: frozenset[int], rootdir: str) -> RunGrowth:
-    """Run once with the heap frozen and traced; count what survives it."""
-    ours = not tracemalloc.is_tracing()
-    gc.collect()
-    objs: list[Any] = []
-    with HeapWindow(trace_depth=1 if ours else 0):
-        try:
-            run()
-            gc.collect()
-            objs = gc.get_objects()
-            # the snapshot first: what we allocate below to count objects is not the run's
-            snapshot = tracemalloc.take_snapshot().filter_traces(_HARNESS_FILTERS) if ours else None
-            counts = collections.Counter(
-                qualified_type(obj)
-                for obj in objs
-                if is_subject(obj, harness_codes) and not (ours and _made_by_harness(obj))
-            )
-            holder = None
-            if snapshot is not None and sum(stat.size for stat in snapshot.statistics("filename")) >= MIN_BYTES:
-                holders = sites.untracked_holders()  # before tracing stops: it asks tracemalloc who is new
-                holder = holders[0] if holders else None
-        finally:
-            objs.clear()
-    if snapshot is None:
-        return RunGrowth(dict(counts), None, None)
-    # bytes made on lines of the project's own code: pytest plugins and libraries keep per-test bookkeeping
-    stats = [stat for stat in snapshot.statistics("lineno") if sites.is_user_file(stat.traceback[0].filename)]
-    site = sites.site(stats[0].traceback[0].filename, stats[0].traceback[0].lineno, rootdir) if stats else None
-    kept = sum(stat.size for stat in stats)
-    return RunGrowth(dict(counts), kept, site, holder)
+def _counted(survivors: census.Survivors, codes: frozenset[int], skip: set[int]) -> Iterator[Any]:
+    """The survivors repeat mode counts: subjects, and builtin values held from outside the survivors."""
+    objs = survivors.objs
+    for i in survivors.roots():
+        obj = objs[i]
+        if type(obj) in _BUILTIN_VALUES and id(obj) not in skip:
+            yield obj
+    yield from (obj for obj in objs if is_subject(obj, codes))
 
 
-def _holder_text(holder: tuple[str, int, int] | None) -> str | None:
-    if holder is None:
+def settle_threads(known: set[int | None], budget: float = _THREAD_SETTLE) -> None:
+    """Give threads a run started, and that are ending, up to *budget* seconds in all to end.
+
+    A test that tells its server thread to stop and returns at once leaves the
+    thread exiting: its state (``threading._shutdown_locks``) is not what the
+    run keeps. A thread still running after that is left to the thread check.
+    """
+    deadline = time.monotonic() + budget
+    for thread in threading.enumerate():
+        if thread.ident not in known and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def count_alive(codes: frozenset[int], skip: set[int]) -> dict[str, int]:
+    """Objects made since the freeze and alive now, by kind.
+
+    *skip* holds the ids of our own tallies, which are young objects too.
+    """
+    survivors = census.Survivors()  # collects first: what is listed is alive
+    try:
+        return dict(collections.Counter(map(qualified_type, _counted(survivors, codes, skip))))
+    finally:
+        survivors.close()
+
+
+def samples(kinds: dict[str, int], codes: frozenset[int], skip: set[int]) -> tuple[list[Any], int]:
+    """A few counted objects of each growing kind, the newest first, for the chain search (hold them briefly),
+    and the shallow bytes of all the counted objects of those kinds.
+    """
+    survivors = census.Survivors()
+    try:
+        taken: collections.Counter[str] = collections.Counter()
+        out = []
+        size = 0
+        for obj in reversed(list(_counted(survivors, codes, skip))):
+            name = qualified_type(obj)
+            if name in kinds:
+                size += sys.getsizeof(obj)
+                if taken[name] < _SAMPLES:
+                    taken[name] += 1
+                    out.append(obj)
+        return out, size
+    finally:
+        survivors.close()
+
+
+def growing(tallies: list[Tally]) -> tuple[dict[str, int], list[int]]:
+    """Kinds and containers (by position) that went up on every run, with how many each run added (median)."""
+    kinds = {}
+    for name in tallies[-1].counts:
+        series = [0, *(tally.counts.get(name, 0) for tally in tallies)]
+        steps = [b - a for a, b in zip(series, series[1:])]
+        if min(steps) > 0:
+            kinds[name] = int(statistics.median(steps))
+    containers = []
+    for pos, _ in enumerate(tallies[0].lengths):
+        series = [tally.lengths[pos] for tally in tallies]
+        if min(series) >= 0 and all(b > a for a, b in zip(series, series[1:])):
+            containers.append(pos)
+    return kinds, containers
+
+
+def held_from_program(found: list[Any]) -> dict[str, str]:
+    """For the kinds of *found* (samples) that program state keeps, the path each hangs on (``mod.LIST[...]``).
+
+    A kind that only pytest's state keeps has no chain from a module (the
+    search never follows harness objects) and is left out: it is not the test's.
+    Empties *found*.
+    """
+    try:
+        chains = retainers.find_chains(found, ignore=[found])
+        paths: dict[str, str] = {}
+        for obj, chain in zip(found, chains):
+            if _program_state(chain):
+                paths.setdefault(qualified_type(obj), _path(chain))
+        chains.clear()
+        return paths
+    finally:
+        found.clear()
+
+
+def _program_state(chain: list[Any]) -> bool:
+    """A chain that starts at a module of the program or at a fixture of broader scope the suite wrote."""
+    if len(chain) < 2:
+        return False
+    top = chain[0]
+    if isinstance(top, types.ModuleType):
+        return not is_harness_module(top.__name__)
+    return user_fixture(top)
+
+
+def _path(chain: list[Any]) -> str:
+    """The chain as ``mod.LIST[...]``: positions in a container change from run to run."""
+    return re.sub(r"\[\d+\]", "[...]", render_path(edges.describe_chain(chain)))
+
+
+def untracked_added(watch: ContainerWatch, containers: list[int], before: list[int], runs: int) -> tuple[str, int, int] | None:
+    """The first watched container that grew on every run with values the collector does not track.
+
+    Its name, and the values and bytes each run added (the newest elements:
+    lists, deques and dicts keep their order). Tracked values are counted by kind.
+    """
+    for pos in containers:
+        where, value = watch.named(pos)
+        added = len(value) - before[pos] if value is not None else 0
+        if added <= 0 or isinstance(value, set):
+            continue
+        newest = [element for element in list(value)[-added:] if not gc.is_tracked(element)]
+        values = [value[key] for key in newest] if isinstance(value, dict) else newest
+        size = sum(map(sys.getsizeof, newest)) + (sum(map(sys.getsizeof, values)) if values is not newest else 0)
+        count = len(newest)
+        newest.clear()
+        values.clear()
+        if count:
+            return where, max(1, count // runs), size // runs
+    return None
+
+
+def growth_leak(
+    kinds: dict[str, int], paths: dict[str, str], untracked: tuple[str, int, int] | None, runs: int, size: int
+) -> Leak | None:
+    """One growth finding for the test: the kinds program state keeps (*size* bytes a run), and the untracked
+    values of a container."""
+    blamed = sorted(((count, name) for name, count in kinds.items() if name in paths), key=lambda item: (-item[0], item[1]))
+    if not blamed and untracked is None:
         return None
-    path, values, _ = holder
-    return f"{path} (+{values} value{'' if values == 1 else 's'} in the last run)"
-
-
-def _made_by_harness(obj: Any) -> bool:
-    """Allocated in pytest's own code (a capture stream for the next phase, say)."""
-    trace = sites.object_traceback(obj)
-    return trace is not None and len(trace) > 0 and _is_harness_file(trace[0].filename)
-
-
-def _is_harness_file(filename: str) -> bool:
-    """pytest, pluggy, xdist and any ``pytest_*`` plugin module."""
-    return any(part in filename for part in ("/_pytest/", "/pluggy/", "/xdist/", "/execnet/", "/pytest_"))
-
-
-def growth(runs: list[RunGrowth]) -> Leak | None:
-    """A leak when objects or bytes grew on every measured run; None otherwise."""
-    if not runs:
-        return None
-    always = set(runs[0].objects)
-    for run in runs[1:]:
-        always &= set(run.objects)
-    per_type = {name: int(statistics.median(run.objects[name] for run in runs)) for name in always}
-    sizes = [run.bytes for run in runs]
-    grew_bytes = all(size is not None and size >= MIN_BYTES for size in sizes)
-    if not per_type and not grew_bytes:
-        return None
-    ranked = sorted(per_type.items(), key=lambda item: (-item[1], item[0]))
-    top_type, top_count = ranked[0] if ranked else ("memory", 0)
+    parts = [f"+{count} {name}" for count, name in blamed[:_SHOWN]]
+    holder = paths[blamed[0][1]] if blamed else None
+    size = size if blamed else 0
+    if untracked is not None:
+        where, values, more = untracked
+        size += more
+        parts.append(f"+{values} untracked value{'' if values == 1 else 's'}")
+        holder = holder or f"{where}[...]"
+    top_count, top_type = blamed[0] if blamed else (untracked[1] if untracked else 0, "untracked values")
     return Leak(
         type=top_type,
         count=top_count,
         shallow_bytes=0,
-        # bytes kept per run (median), 0 when only objects grew
-        retained_bytes=int(statistics.median(size or 0 for size in sizes)) if grew_bytes else 0,
+        retained_bytes=size,
         retained_by=(),
-        details=tuple(f"+{count} {name}" for name, count in ranked[:3]),
-        allocated_at=runs[-1].site,
-        holder=_holder_text(runs[-1].holder) if grew_bytes else None,
+        holder=holder,
         kind="growth",
-        runs=len(runs),
+        details=tuple(parts),
+        runs=runs,
     )
+
+
+def with_growth(item: pytest.Item, verdict: TestLeaks | None, leak: Leak) -> TestLeaks:
+    """The real run's verdict with the growth added: growth fails the test, the real run's leaks stay as they were."""
+    from pytest_leakhunt import hints
+
+    leak = dataclasses.replace(leak, hint=hints.hint_for(leak), fingerprint=hints.fingerprint(leak))
+    if verdict is None:
+        return TestLeaks(nodeid=item.nodeid, leaks=(leak,), outcome="failed")
+    return dataclasses.replace(verdict, nodeid=item.nodeid, leaks=(*verdict.leaks, leak), outcome="failed")
+
+
+class HarnessState:
+    """What pytest keeps on an item per run (user properties, report sections, stash entries), put back after each extra run.
+
+    The real run's reports were made already; what the extra runs add there is
+    pytest's growth, not the test's, and would otherwise pile up on the item.
+    """
+
+    def __init__(self, item: pytest.Item) -> None:
+        self._properties = len(item.user_properties)
+        self._sections = len(item._report_sections)  # noqa: SLF001 - the list capture appends to
+        self._stash = set(map(id, item.stash._storage))  # noqa: SLF001 - the stash's dict is what holds values
+
+    def restore(self, item: pytest.Item) -> None:
+        del item.user_properties[self._properties :]
+        del item._report_sections[self._sections :]  # noqa: SLF001
+        storage = item.stash._storage  # noqa: SLF001
+        for key in [key for key in storage if id(key) not in self._stash]:
+            del storage[key]
+
+
+class Progress:
+    """A status at the end of the terminal's current line while a test re-runs, erased before pytest writes on.
+
+    Only on a terminal, and never on an xdist worker (the controller prints
+    their results): in a log the dots and the summary's timing say the rest.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        tty = getattr(reporter, "isatty", False)
+        live = reporter is not None and bool(tty() if callable(tty) else tty) and not hasattr(config, "workerinput")
+        self._writer = reporter._tw if live and reporter is not None else None  # noqa: SLF001 - the writer whose current line we leave as it was
+        self.start = time.monotonic()
+        self.done = 0
+        self.total = 0
+        self._shown = 0
+
+    def show(self) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        text = f" [leakhunt: repeating {self.done}/{self.total} tests, {time.monotonic() - self.start:.0f}s]"
+        line = writer._current_line  # noqa: SLF001
+        writer.write(text, flush=True)
+        writer._current_line = line  # noqa: SLF001 - the status is erased: pytest's alignment must not count it
+        self._shown = len(text)
+
+    def clear(self) -> None:
+        writer, n = self._writer, self._shown
+        if writer is None or not n:
+            return
+        line = writer._current_line  # noqa: SLF001
+        writer.write("\b" * n + " " * n + "\b" * n, flush=True)
+        writer._current_line = line  # noqa: SLF001
+        self._shown = 0
+
+
+class RepeatHooks:
+    """The extra runs of --leaks-repeat, registered only when some test to run asks for them."""
+
+    def __init__(self, hunt: LeakHunt) -> None:
+        self.hunt = hunt
+        self._watch = ContainerWatch(str(hunt.config.rootpath))
+        self.progress = Progress(hunt.config)
+        self._runs = 0
+
+    def after_real_run(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int, verdict: TestLeaks | None) -> TestLeaks | None:
+        """Run a passed test *runs* more times and add what grew on every run to its verdict."""
+        progress = self.progress
+        if not progress.total:
+            progress.total = _repeated(item.session)
+        progress.show()
+        try:
+            leak = self.measure(item, nextitem, runs)
+        finally:
+            progress.clear()
+            progress.done += 1
+            self._runs += runs
+        return verdict if leak is None else with_growth(item, verdict, leak)
+
+    def measure(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int) -> Leak | None:
+        """The extra runs, reports dropped, inside one frozen-heap window; the growth they show, or None."""
+        from _pytest.runner import runtestprotocol  # the function pytest-rerunfailures reruns tests with
+
+        hunt = self.hunt
+        codes = hunt.harness.hook_codes()
+        state = HarnessState(item)
+        before = self._watch.lengths()
+        skip: set[int] = set()  # made before the window opens: ids of our own young objects go in it
+        threads = {thread.ident for thread in threading.enumerate()}
+        tallies: list[Tally] = []
+        window = HeapWindow()
+        hunt.repeating = True
+        window.open()
+        try:
+            for _ in range(runs):
+                runtestprotocol(item, nextitem=nextitem, log=False)
+                state.restore(item)
+                settle_threads(threads)
+                tally = Tally(count_alive(codes, skip), self._watch.lengths())
+                skip.update((id(tally), id(tally.counts), id(tally.lengths)))
+                tallies.append(tally)
+            kinds, containers = growing(tallies)
+            found, size = samples(kinds, codes, skip) if kinds else ([], 0)
+            window.thaw()  # the chain search must see the old heap
+            paths = held_from_program(found) if found else {}
+            untracked = untracked_added(self._watch, containers, before, runs)
+        finally:
+            window.close()
+            hunt.repeating = False
+            tallies.clear()
+        return growth_leak(kinds, paths, untracked, runs, size // runs)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.progress.done:
+            seconds = time.monotonic() - self.progress.start
+            terminalreporter.write_line(
+                f"leakhunt repeat: {self._runs} extra runs of {self.progress.done} tests, {seconds:.1f}s since the first"
+            )
+
+
+def _repeated(session: pytest.Session) -> int:
+    """How many of the session's tests re-run: the total of the progress status."""
+    from pytest_leakhunt.stash import POLICY_KEY
+
+    policies = (item.stash.get(POLICY_KEY, None) for item in session.items)
+    return sum(1 for policy in policies if policy is not None and policy.check and policy.repeat)

@@ -49,9 +49,9 @@ def describe_resource(leak: Leak) -> str:
 
 
 def describe_growth(leak: Leak) -> str:
-    """``grows on every run: +1 shop.orders.Order, +120 B per run (3 runs after a warm-up)``"""
+    """``grows on every run: +1 shop.orders.Order, +120 B per run (3 runs after the real one)``"""
     parts = [*leak.details, *([f"+{human_bytes(leak.retained_bytes)}"] if leak.retained_bytes else [])]
-    return f"grows on every run: {', '.join(parts)} per run ({leak.runs} runs after a warm-up)"
+    return f"grows on every run: {', '.join(parts)} per run ({leak.runs} runs after the real one)"
 
 
 def leak_lines(leak: Leak, number: int) -> list[str]:

@@ -20,10 +20,10 @@ from pytest_leakhunt import growth, resources
 from pytest_leakhunt.check import Checker
 from pytest_leakhunt.config import Settings, TestPolicy, policy_for
 from pytest_leakhunt.harness import Harness
-from pytest_leakhunt.model import CLEAN, Leak, RunTotals, TestLeaks
+from pytest_leakhunt.model import CLEAN, RunTotals, TestLeaks
 from pytest_leakhunt.report import describe, render_summary, render_test, write_json
 from pytest_leakhunt.settle import Settler
-from pytest_leakhunt.stash import FAILED_KEY, GROWTH_KEY, POLICY_KEY
+from pytest_leakhunt.stash import FAILED_KEY, POLICY_KEY
 
 if TYPE_CHECKING:
     from pytest_leakhunt.baseline import Baseline
@@ -77,6 +77,8 @@ class LeakHunt:
         if needed and not manager.has_plugin(_RUNTEST_PLUGIN):
             manager.register(RuntestHooks(self), _RUNTEST_PLUGIN)
         if repeats and not manager.has_plugin(_REPEAT_PLUGIN):
+            from pytest_leakhunt.repeat import RepeatHooks  # imported on demand: most runs never repeat
+
             manager.register(RepeatHooks(self), _REPEAT_PLUGIN)
 
     def pytest_plugin_registered(self) -> None:
@@ -122,25 +124,6 @@ class LeakHunt:
         self.checker.clear()
         self.harness.clear()
 
-    def repeat_runs(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int) -> Leak | None:
-        """One warm-up and *runs* measured runs of the whole protocol, reports discarded."""
-        from _pytest.runner import (
-            runtestprotocol,  # the function pytest-rerunfailures reruns tests with
-        )
-
-        from pytest_leakhunt import repeat  # imported on demand: most runs never repeat
-
-        codes = self.harness.hook_codes()
-        self.repeating = True
-        try:
-            measured = [
-                repeat.measure(lambda: runtestprotocol(item, nextitem=nextitem, log=False), codes, str(self.config.rootpath))
-                for _ in range(runs + 1)
-            ]
-        finally:
-            self.repeating = False
-        return repeat.growth(measured[1:])
-
 
 class StatusHooks:
     """The "LEAKED" status of a test, registered by the first leak a process reports or receives.
@@ -172,20 +155,6 @@ def show_leaked(config: pytest.Config) -> None:
     """Register StatusHooks once, before the first leaked report reaches the terminal."""
     if not config.pluginmanager.has_plugin(_STATUS_PLUGIN):
         config.pluginmanager.register(StatusHooks(), _STATUS_PLUGIN)
-
-
-class RepeatHooks:
-    """The extra runs of --leaks-repeat, registered only when some test to run asks for them."""
-
-    def __init__(self, hunt: LeakHunt) -> None:
-        self.hunt = hunt
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
-        policy = item.stash.get(POLICY_KEY, None)
-        if policy is not None and policy.check and policy.repeat:
-            item.stash[GROWTH_KEY] = self.hunt.repeat_runs(item, nextitem, policy.repeat)
-        return (yield)
 
 
 class RuntestHooks:
@@ -223,6 +192,9 @@ class RuntestHooks:
         verdict = hunt.checker.close_window(item)
         passed = not item.stash.get(FAILED_KEY, False) and all(report.passed for report in reports)
         verdict = hunt.settler.settle(item, nextitem, verdict, rerun=passed)
+        repeats = hunt.config.pluginmanager.get_plugin(_REPEAT_PLUGIN) if passed and policy.repeat else None
+        if repeats is not None:  # --leaks-repeat: the extra runs come after the real run and its check
+            verdict = repeats.after_real_run(item, nextitem, policy.repeat, verdict)
         if reports and reports[-1].when == "teardown":
             self._finish(item, reports[-1], verdict)
         for report in reports:

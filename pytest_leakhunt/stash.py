@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pytest_leakhunt.config import TestPolicy
-from pytest_leakhunt.model import Leak
 from pytest_leakhunt.tracker import LeakTracker
 
 #: the test's settings, resolved once at collection
@@ -16,5 +15,3 @@ FAILED_KEY = pytest.StashKey[bool]()
 TRACKER_KEY = pytest.StashKey[LeakTracker]()
 #: the file descriptors open when the check window opened
 FDS_KEY = pytest.StashKey[frozenset[int] | None]()
-#: what the extra runs of --leaks-repeat found growing
-GROWTH_KEY = pytest.StashKey[Leak | None]()

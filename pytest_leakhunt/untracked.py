@@ -66,6 +66,12 @@ class ContainerWatch:
                 out.append(Grown(module, name, now - old, isinstance(_container(value), dict)))
         return out
 
+    def named(self, pos: int) -> tuple[str, Any]:
+        """``module.name`` of the watched container at *pos* (as in ``lengths()``), and the container now."""
+        module, name = self._names[pos]
+        namespace = getattr(sys.modules.get(module), "__dict__", None)
+        return f"{module}.{name}", _container(namespace.get(name)) if type(namespace) is dict else None
+
     def _values(self) -> Iterator[Any]:
         modules = sys.modules
         for module, name in self._names:
