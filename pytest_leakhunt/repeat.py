@@ -35,16 +35,19 @@ from pytest_leakhunt import census, edges, retainers
 from pytest_leakhunt.classify import is_subject
 from pytest_leakhunt.harness import user_fixture
 from pytest_leakhunt.model import Leak, TestLeaks, render_path
-from pytest_leakhunt.naming import qualified_type
-from pytest_leakhunt.registries import CONTAINER_TYPES, is_harness_module
+from pytest_leakhunt.naming import module_of, qualified_type
+from pytest_leakhunt.registries import is_bounded_cache, is_harness_module
 from pytest_leakhunt.untracked import ContainerWatch
 from pytest_leakhunt.window import HeapWindow
 
 if TYPE_CHECKING:
     from pytest_leakhunt.session import LeakHunt
 
-#: Builtin values counted when program state holds them directly (a dict appended to a module list).
-_BUILTIN_VALUES = frozenset({*CONTAINER_TYPES, frozenset, types.MethodType})
+#: Modules whose types are builtin values, counted when program state holds them directly (a dict appended to a
+#: module list, a bound ``list.append`` subscribed to a bus, an exception kept with its traceback).
+_BUILTIN_MODULES = frozenset({"builtins", "functools", "_functools", "collections", "_collections", "array", "types"})
+#: Builtin types that are how code runs, not values a program keeps: a frame, a code object, a cell.
+_MACHINERY = frozenset({types.FrameType, types.CodeType, types.CellType})
 #: Objects of one growing kind whose retainer chains are searched, in one search for all kinds.
 _SAMPLES = 4
 #: Seconds a run's threads get, in all, to end before what the run left is counted.
@@ -66,7 +69,8 @@ def _counted(survivors: census.Survivors, codes: frozenset[int], skip: set[int])
     objs = survivors.objs
     for i in survivors.roots():
         obj = objs[i]
-        if type(obj) in _BUILTIN_VALUES and id(obj) not in skip:
+        kind = type(obj)
+        if kind not in _MACHINERY and module_of(kind) in _BUILTIN_MODULES and id(obj) not in skip:
             yield obj
     yield from (obj for obj in objs if is_subject(obj, codes))
 
@@ -133,18 +137,20 @@ def growing(tallies: list[Tally]) -> tuple[dict[str, int], list[int]]:
     return kinds, containers
 
 
-def held_from_program(found: list[Any]) -> dict[str, str]:
+def held_from_program(found: list[Any], registries: set[int], fixtures: list[Any]) -> dict[str, str]:
     """For the kinds of *found* (samples) that program state keeps, the path each hangs on (``mod.LIST[...]``).
 
     A kind that only pytest's state keeps has no chain from a module (the
     search never follows harness objects) and is left out: it is not the test's.
-    Empties *found*.
+    So is one a bounded cache or a registry of the runtime (by id in
+    *registries*) keeps: it fills up to its bound, then stops. The suite's
+    *fixtures* of broader scope are program state too. Empties *found*.
     """
     try:
-        chains = retainers.find_chains(found, ignore=[found])
+        chains = retainers.find_chains(found, ignore=[found, fixtures], live_harness=fixtures)
         paths: dict[str, str] = {}
         for obj, chain in zip(found, chains):
-            if _program_state(chain):
+            if _program_state(chain) and not any(_bounded(link) or id(link) in registries for link in chain):
                 paths.setdefault(qualified_type(obj), _path(chain))
         chains.clear()
         return paths
@@ -160,6 +166,29 @@ def _program_state(chain: list[Any]) -> bool:
     if isinstance(top, types.ModuleType):
         return not is_harness_module(top.__name__)
     return user_fixture(top)
+
+
+def _registries(hunt: LeakHunt) -> set[int]:
+    """The runtime's registries, less the logging manager: a logger made per run is a logger that piles up."""
+    known = hunt.harness.known
+    known.refresh()
+    ids = set(known.ids())
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        ids -= {id(logging.Logger.manager), id(logging.Logger.manager.loggerDict)}
+    return ids
+
+
+def _user_fixtures(item: pytest.Item) -> list[Any]:
+    """The fixture definitions of broader scope the suite wrote that *item* uses: their values outlive it."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = getattr(info, "name2fixturedefs", {}) or {}
+    return [fixturedef for chain in defs.values() for fixturedef in chain if user_fixture(fixturedef)]
+
+
+def _bounded(link: Any) -> bool:
+    """An ``lru_cache`` with a maxsize or a deque with a maxlen: what it keeps is evicted, not accumulated."""
+    return is_bounded_cache(link) or (type(link) is collections.deque and link.maxlen is not None)
 
 
 def _path(chain: list[Any]) -> str:
@@ -334,7 +363,7 @@ class RepeatHooks:
             kinds, containers = growing(tallies)
             found, size = samples(kinds, codes, skip) if kinds else ([], 0)
             window.thaw()  # the chain search must see the old heap
-            paths = held_from_program(found) if found else {}
+            paths = held_from_program(found, _registries(hunt), _user_fixtures(item)) if found else {}
             untracked = untracked_added(self._watch, containers, before, runs)
         finally:
             window.close()
