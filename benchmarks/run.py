@@ -46,7 +46,9 @@ WORK = ROOT / "benchmarks" / ".work"
 SDISTS = {"click": "8.5.1", "boltons": "26.2.0", "structlog": "26.1.0"}
 #: what a suite's tests need besides pytest (structlog's "tests" dependency group, less pytest-randomly)
 TEST_DEPS = {"structlog": ["pytest-asyncio==1.5.0", "simplejson==4.3.0", "time-machine==3.6.0"]}
+#: repeat2 is not in the default set: it is compared with three plain runs (docs/benchmarks.md, "Repeat mode")
 MODES = ("plain", "detect", "trace", "memray")
+EXTRA_MODES = ("repeat2",)
 
 SYNTHETIC_CONFTEST = '''
 import os
@@ -167,6 +169,7 @@ def mode_args(mode: str) -> list[str]:
         "plain": ["-p", "no:leakhunt"],
         "detect": ["--detect-leaks"],
         "trace": ["--detect-leaks", "--leaks-trace"],
+        "repeat2": ["--detect-leaks", "--leaks-repeat=2"],
         "memray": ["-p", "no:leakhunt", "--memray", "-p", "bench_memray_all"],
     }[mode]
 
@@ -295,7 +298,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--suites", default="synthetic,click,boltons,structlog")
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, among {', '.join(MODES + EXTRA_MODES)}")
     parser.add_argument("--heap", type=int, default=1_000_000)
     parser.add_argument("--small-heap", type=int, default=10_000)
     parser.add_argument("--tests", type=int, default=2000)
