@@ -366,11 +366,25 @@ def _is_harness(obj: Any, harness_codes: frozenset[int]) -> bool:
 
 
 def _scratch(root: Any) -> bool:
-    """An empty list or dict, or a list of empty strings: a C object's scratch buffer, not worth a walk."""
+    """An empty list or dict, a list of empty strings (a C object's scratch buffer), or warnings filters.
+
+    The filters list ``warnings.catch_warnings`` made is kept by the C half of
+    ``warnings`` until the next warning, after the block restored the old
+    one: the runtime's state, not worth a walk of the heap.
+    """
     kind = type(root)
     if kind is list:
-        return not root or all(type(value) is str and not value for value in root)
+        return not root or all(type(value) is str and not value for value in root) or all(map(_is_filter, root))
     return kind is dict and not root
+
+
+#: the first item of a warnings filter
+_WARNING_ACTIONS = frozenset({"default", "error", "ignore", "always", "all", "module", "once"})
+
+
+def _is_filter(entry: Any) -> bool:
+    """``(action, message, category, module, lineno)``, as ``warnings.filters`` holds them."""
+    return type(entry) is tuple and len(entry) == 5 and type(entry[0]) is str and entry[0] in _WARNING_ACTIONS
 
 
 def _weightless(value: Any) -> bool:

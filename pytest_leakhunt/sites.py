@@ -74,7 +74,13 @@ def _library_paths() -> tuple[str, ...]:
 _OWN_PATH = os.path.normcase(os.path.dirname(os.path.realpath(__file__)))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_user_file(filename: str) -> bool:
+    """Whether *filename* is the project's code: not ours, the standard library's or an installed package's.
+
+    Cached by name (strings only): every check asks it of the same few fixture
+    files, and resolving a path costs a system call per directory.
+    """
     if not filename or filename.startswith("<"):
         return False
     path = os.path.normcase(os.path.realpath(filename))

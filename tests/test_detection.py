@@ -486,3 +486,15 @@ def test_a_leak_a_bounded_cache_also_holds_is_named_by_its_other_holder(pytester
     result = pytester.runpytest("--detect-leaks")
     assert result.parseoutcomes() == {"passed": 1, "leaked": 1}
     result.stdout.fnmatch_lines(["*held by: helper.HELD[[]0[]] -> test_cached.Widget"])
+
+
+def test_warnings_filters_the_runtime_keeps_after_catch_warnings_are_not_retained(pytester: pytest.Pytester) -> None:
+    """``catch_warnings`` leaves its filters list in the C half of ``warnings`` until the next warning."""
+    pytester.makepyfile(
+        "import warnings\ndef test_it():\n    with warnings.catch_warnings():\n"
+        "        warnings.simplefilter('ignore')\n        warnings.warn('x', DeprecationWarning)\n"
+    )
+    result = pytester.runpytest_subprocess("--detect-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["leakhunt: 1 test checked, 0 leaking, 0 objects leaked, 0 B retained"])
+    result.stdout.no_fnmatch_line("retained once*")
