@@ -91,17 +91,21 @@ class Survivors:
 
     def closure(self, start: Iterable[int]) -> set[int]:
         """Survivors reachable from *start* through survivors (not through old objects)."""
+        return set(self.walk(start))
+
+    def walk(self, start: Iterable[int]) -> Iterator[int]:
+        """The survivors reachable from *start* through survivors, nearest first (breadth first)."""
         seen = set(start)
-        stack = list(seen)
+        queue = collections.deque(seen)
         objs, index = self.objs, self.index
-        while stack:
-            i = stack.pop()
+        while queue:
+            i = queue.popleft()
+            yield i
             for ref in gc.get_referents(objs[i]):
                 j = index.get(id(ref))
                 if j is not None and j >= 0 and j not in seen:
                     seen.add(j)
-                    stack.append(j)
-        return seen
+                    queue.append(j)
 
     def close(self) -> None:
         self.objs.clear()

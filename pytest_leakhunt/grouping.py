@@ -7,8 +7,6 @@ form one group, named after that subject (its principal).
 
 from __future__ import annotations
 
-import collections
-import gc
 from dataclasses import dataclass
 
 from pytest_leakhunt.census import Survivors
@@ -73,17 +71,6 @@ def _outermost(survivors: Survivors, candidates: list[int], harness_codes: froze
 
 
 def _principal(survivors: Survivors, i: int, harness_codes: frozenset[int]) -> int:
-    """The object a leak is named after: the root, or the first subject it retains."""
-    objs, index = survivors.objs, survivors.index
-    queue = collections.deque([i])
-    seen = {i}
-    while queue:
-        j = queue.popleft()
-        if is_subject(objs[j], harness_codes):
-            return j
-        for ref in gc.get_referents(objs[j]):
-            k = index.get(id(ref))
-            if k is not None and k >= 0 and k not in seen:
-                seen.add(k)
-                queue.append(k)
-    return i
+    """The object a leak is named after: the root, or the nearest subject it retains."""
+    objs = survivors.objs
+    return next((j for j in survivors.walk([i]) if is_subject(objs[j], harness_codes)), i)

@@ -35,6 +35,7 @@ from pytest_leakhunt import census, edges, retainers
 from pytest_leakhunt.classify import is_subject
 from pytest_leakhunt.harness import user_fixture
 from pytest_leakhunt.model import Leak, TestLeaks, render_path
+from pytest_leakhunt.modglobals import ModuleGlobals
 from pytest_leakhunt.naming import module_of, qualified_type
 from pytest_leakhunt.registries import is_bounded_cache, is_harness_module
 from pytest_leakhunt.untracked import ContainerWatch
@@ -137,25 +138,48 @@ def growing(tallies: list[Tally]) -> tuple[dict[str, int], list[int]]:
     return kinds, containers
 
 
-def held_from_program(found: list[Any], registries: set[int], fixtures: list[Any]) -> dict[str, str]:
-    """For the kinds of *found* (samples) that program state keeps, the path each hangs on (``mod.LIST[...]``).
+class ProgramHolders:
+    """Which program state keeps the objects of a growing kind; chains found once are reused while they hold.
 
-    A kind that only pytest's state keeps has no chain from a module (the
-    search never follows harness objects) and is left out: it is not the test's.
-    So is one a bounded cache or a registry of the runtime (by id in
-    *registries*) keeps: it fills up to its bound, then stops. The suite's
-    *fixtures* of broader scope are program state too. Empties *found*.
+    Holds an index of module globals (names only) and the chains found
+    without their leaked end (long-lived holders, checked link by link before
+    reuse): a leak repeated over hundreds of tests costs one heap walk.
     """
-    try:
-        chains = retainers.find_chains(found, ignore=[found, fixtures], live_harness=fixtures)
-        paths: dict[str, str] = {}
-        for obj, chain in zip(found, chains):
-            if _program_state(chain) and not any(_bounded(link) or id(link) in registries for link in chain):
-                paths.setdefault(qualified_type(obj), _path(chain))
-        chains.clear()
-        return paths
-    finally:
-        found.clear()
+
+    def __init__(self) -> None:
+        self._index = ModuleGlobals()
+        self._chains = retainers.ChainCache()
+
+    def clear(self) -> None:
+        self._index.clear()
+        self._chains.clear()
+
+    def paths(self, found: list[Any], registries: set[int], fixtures: list[Any]) -> dict[str, str]:
+        """For the kinds of *found* (samples) that program state keeps, the path each hangs on (``mod.LIST[...]``).
+
+        A kind that only pytest's state keeps has no chain from a module (the
+        search never follows harness objects) and is left out: it is not the
+        test's. So is one a bounded cache or a registry of the runtime (by id
+        in *registries*) keeps: it fills up to its bound, then stops. The
+        suite's *fixtures* of broader scope are program state too. Empties *found*.
+        """
+        try:
+            cached = [self._chains.lookup(obj, qualified_type(obj)) for obj in found]
+            missing = [obj for obj, chain in zip(found, cached) if chain is None]
+            ignore = [found, missing, cached, fixtures]
+            searched = iter(retainers.find_chains(missing, ignore=ignore, module_globals=self._index, live_harness=fixtures) if missing else [])
+            chains = [chain if chain is not None else next(searched) for chain in cached]
+            cached.clear()
+            paths: dict[str, str] = {}
+            for obj, chain in zip(found, chains):
+                if _program_state(chain) and not any(_bounded(link) or id(link) in registries for link in chain):
+                    paths.setdefault(qualified_type(obj), _path(chain))
+                    self._chains.store(chain, qualified_type(obj))
+            chains.clear()
+            missing.clear()
+            return paths
+        finally:
+            found.clear()
 
 
 def _program_state(chain: list[Any]) -> bool:
@@ -322,6 +346,7 @@ class RepeatHooks:
         self.hunt = hunt
         self._watch = ContainerWatch(str(hunt.config.rootpath))
         self.progress = Progress(hunt.config)
+        self._holders = ProgramHolders()
         self._runs = 0
 
     def after_real_run(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int, verdict: TestLeaks | None) -> TestLeaks | None:
@@ -363,13 +388,16 @@ class RepeatHooks:
             kinds, containers = growing(tallies)
             found, size = samples(kinds, codes, skip) if kinds else ([], 0)
             window.thaw()  # the chain search must see the old heap
-            paths = held_from_program(found, _registries(hunt), _user_fixtures(item)) if found else {}
+            paths = self._holders.paths(found, _registries(hunt), _user_fixtures(item)) if found else {}
             untracked = untracked_added(self._watch, containers, before, runs)
         finally:
             window.close()
             hunt.repeating = False
             tallies.clear()
         return growth_leak(kinds, paths, untracked, runs, size // runs)
+
+    def pytest_unconfigure(self) -> None:
+        self._holders.clear()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.progress.done:
