@@ -192,6 +192,21 @@ def _program_state(chain: list[Any]) -> bool:
     return user_fixture(top)
 
 
+def _explained(verdict: TestLeaks | None) -> dict[str, str]:
+    """The paths the real run's check traced its growing leaks to, by leaked type (``mod.LIST[...]``).
+
+    Only what it found growing: what it listed as retained once (a bounded
+    cache filling up) goes through the search and its filters again.
+    """
+    if verdict is None:
+        return {}
+    paths: dict[str, str] = {}
+    for leak in verdict.leaks:
+        if leak.kind in ("object", "tracked") and leak.retained_by and not leak.retained_by[0].startswith("<"):
+            paths.setdefault(leak.type, _masked(leak.retained_by))
+    return paths
+
+
 def _registries(hunt: LeakHunt) -> set[int]:
     """The runtime's registries, less the logging manager: a logger made per run is a logger that piles up."""
     known = hunt.harness.known
@@ -216,8 +231,13 @@ def _bounded(link: Any) -> bool:
 
 
 def _path(chain: list[Any]) -> str:
-    """The chain as ``mod.LIST[...]``: positions in a container change from run to run."""
-    return re.sub(r"\[\d+\]", "[...]", render_path(edges.describe_chain(chain)))
+    """The chain as ``mod.LIST[...]``."""
+    return _masked(edges.describe_chain(chain))
+
+
+def _masked(segments: tuple[str, ...]) -> str:
+    """A path as ``mod.LIST[...]``: positions in a container change from run to run."""
+    return re.sub(r"\[\d+\]", "[...]", render_path(segments))
 
 
 def untracked_added(watch: ContainerWatch, containers: list[int], before: list[int], runs: int) -> tuple[str, int, int] | None:
@@ -356,15 +376,21 @@ class RepeatHooks:
             progress.total = _repeated(item.session)
         progress.show()
         try:
-            leak = self.measure(item, nextitem, runs)
+            leak = self.measure(item, nextitem, runs, _explained(verdict))
         finally:
             progress.clear()
             progress.done += 1
             self._runs += runs
         return verdict if leak is None else with_growth(item, verdict, leak)
 
-    def measure(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int) -> Leak | None:
-        """The extra runs, reports dropped, inside one frozen-heap window; the growth they show, or None."""
+    def measure(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int, explained: dict[str, str]) -> Leak | None:
+        """The extra runs, reports dropped, inside one frozen-heap window; the growth they show, or None.
+
+        A growing kind the real run's check already traced to program state
+        (*explained*: type -> path) takes that path, and the kinds growing
+        beside it are taken to be what it keeps; only when none is explained
+        are they searched for, which costs walks of the heap.
+        """
         from _pytest.runner import runtestprotocol  # the function pytest-rerunfailures reruns tests with
 
         hunt = self.hunt
@@ -387,8 +413,12 @@ class RepeatHooks:
                 tallies.append(tally)
             kinds, containers = growing(tallies)
             found, size = samples(kinds, codes, skip) if kinds else ([], 0)
+            paths = {kind: path for kind, path in explained.items() if kind in kinds}
+            if paths:
+                found.clear()
             window.thaw()  # the chain search must see the old heap
-            paths = self._holders.paths(found, _registries(hunt), _user_fixtures(item)) if found else {}
+            if found:
+                paths.update(self._holders.paths(found, _registries(hunt), _user_fixtures(item)))
             untracked = untracked_added(self._watch, containers, before, runs)
         finally:
             window.close()
