@@ -241,3 +241,23 @@ def fresh_fixtures(item: pytest.Item, survivors: census.Survivors) -> list[Any]:
         if id(cached) in index:
             fresh.append(fixturedef)
     return fresh
+
+
+class HarnessState:
+    """What pytest keeps on an item per run (user properties, report sections, stash entries), put back after each extra run.
+
+    The real run's reports were made already; what the extra runs add there is
+    pytest's growth, not the test's, and would otherwise pile up on the item.
+    """
+
+    def __init__(self, item: pytest.Item) -> None:
+        self._properties = len(item.user_properties)
+        self._sections = len(item._report_sections)  # noqa: SLF001 - the list capture appends to
+        self._stash = set(map(id, item.stash._storage))  # noqa: SLF001 - the stash's dict is what holds values
+
+    def restore(self, item: pytest.Item) -> None:
+        del item.user_properties[self._properties :]
+        del item._report_sections[self._sections :]  # noqa: SLF001
+        storage = item.stash._storage  # noqa: SLF001
+        for key in [key for key in storage if id(key) not in self._stash]:
+            del storage[key]

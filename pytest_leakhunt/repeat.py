@@ -33,10 +33,11 @@ import pytest
 
 from pytest_leakhunt import census, edges, retainers
 from pytest_leakhunt.classify import is_subject
-from pytest_leakhunt.harness import user_fixture
+from pytest_leakhunt.harness import HarnessState, user_fixture
 from pytest_leakhunt.model import Leak, TestLeaks, render_path
 from pytest_leakhunt.modglobals import ModuleGlobals
 from pytest_leakhunt.naming import module_of, qualified_type
+from pytest_leakhunt.progress import Progress
 from pytest_leakhunt.registries import is_bounded_cache, is_harness_module
 from pytest_leakhunt.untracked import ContainerWatch
 from pytest_leakhunt.window import HeapWindow
@@ -300,63 +301,6 @@ def with_growth(item: pytest.Item, verdict: TestLeaks | None, leak: Leak) -> Tes
     if verdict is None:
         return TestLeaks(nodeid=item.nodeid, leaks=(leak,), outcome="failed")
     return dataclasses.replace(verdict, nodeid=item.nodeid, leaks=(*verdict.leaks, leak), outcome="failed")
-
-
-class HarnessState:
-    """What pytest keeps on an item per run (user properties, report sections, stash entries), put back after each extra run.
-
-    The real run's reports were made already; what the extra runs add there is
-    pytest's growth, not the test's, and would otherwise pile up on the item.
-    """
-
-    def __init__(self, item: pytest.Item) -> None:
-        self._properties = len(item.user_properties)
-        self._sections = len(item._report_sections)  # noqa: SLF001 - the list capture appends to
-        self._stash = set(map(id, item.stash._storage))  # noqa: SLF001 - the stash's dict is what holds values
-
-    def restore(self, item: pytest.Item) -> None:
-        del item.user_properties[self._properties :]
-        del item._report_sections[self._sections :]  # noqa: SLF001
-        storage = item.stash._storage  # noqa: SLF001
-        for key in [key for key in storage if id(key) not in self._stash]:
-            del storage[key]
-
-
-class Progress:
-    """A status at the end of the terminal's current line while a test re-runs, erased before pytest writes on.
-
-    Only on a terminal, and never on an xdist worker (the controller prints
-    their results): in a log the dots and the summary's timing say the rest.
-    """
-
-    def __init__(self, config: pytest.Config) -> None:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        tty = getattr(reporter, "isatty", False)
-        live = reporter is not None and bool(tty() if callable(tty) else tty) and not hasattr(config, "workerinput")
-        self._writer = reporter._tw if live and reporter is not None else None  # noqa: SLF001 - the writer whose current line we leave as it was
-        self.start = time.monotonic()
-        self.done = 0
-        self.total = 0
-        self._shown = 0
-
-    def show(self) -> None:
-        writer = self._writer
-        if writer is None:
-            return
-        text = f" [leakhunt: repeating {self.done}/{self.total} tests, {time.monotonic() - self.start:.0f}s]"
-        line = writer._current_line  # noqa: SLF001
-        writer.write(text, flush=True)
-        writer._current_line = line  # noqa: SLF001 - the status is erased: pytest's alignment must not count it
-        self._shown = len(text)
-
-    def clear(self) -> None:
-        writer, n = self._writer, self._shown
-        if writer is None or not n:
-            return
-        line = writer._current_line  # noqa: SLF001
-        writer.write("\b" * n + " " * n + "\b" * n, flush=True)
-        writer._current_line = line  # noqa: SLF001
-        self._shown = 0
 
 
 class RepeatHooks:
