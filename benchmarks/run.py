@@ -50,7 +50,7 @@ TEST_DEPS = {"structlog": ["pytest-asyncio==1.5.0", "simplejson==4.3.0", "time-m
 MODES = ("plain", "detect", "trace", "memray")
 EXTRA_MODES = ("repeat2",)
 
-SYNTHETIC_CONFTEST = '''
+SYNTHETIC_CONFTEST = """
 import os
 
 
@@ -68,9 +68,9 @@ def _build(n):
 
 
 HEAP = _build(int(os.environ.get("LEAKHUNT_BENCH_HEAP", "1000000")))
-'''
+"""
 
-SYNTHETIC_TESTS = '''
+SYNTHETIC_TESTS = """
 import pytest
 
 KEPT = []
@@ -90,16 +90,16 @@ def test_work(n):
         assert len(data.items) == 50
     else:
         assert sum(range(n % 17)) >= 0
-'''
+"""
 
-MEMRAY_ALL = '''
+MEMRAY_ALL = """
 import pytest
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         item.add_marker(pytest.mark.limit_leaks("1 MB"))
-'''
+"""
 
 
 @dataclass
@@ -137,10 +137,27 @@ def prepare(with_memray: bool) -> Path:
     for name, version in SDISTS.items():
         target = WORK / f"{name}-{version}"
         if not target.exists():
-            sh([str(py), "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", str(downloads), f"{name}=={version}"])
+            sh(
+                [
+                    str(py),
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "-d",
+                    str(downloads),
+                    f"{name}=={version}",
+                ]
+            )
             archive = next(downloads.glob(f"{name}-{version}.tar.gz"))
             with tarfile.open(archive) as tar:
-                tar.extractall(WORK, filter="data") if sys.version_info >= (3, 12) else tar.extractall(WORK)  # noqa: S202
+                if sys.version_info >= (3, 12):
+                    tar.extractall(WORK, filter="data")
+                else:
+                    tar.extractall(WORK)  # noqa: S202
         sh([str(py), "-m", "pip", "install", "-q", str(target), *TEST_DEPS.get(name, [])])
     (WORK / "plugins").mkdir(exist_ok=True)
     (WORK / "plugins" / "bench_memray_all.py").write_text(MEMRAY_ALL)
@@ -176,7 +193,18 @@ def mode_args(mode: str) -> list[str]:
 
 def pytest_command(py: Path, suite: Suite, mode: str) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, **suite.env, "PYTHONPATH": str(WORK / "plugins"), "PYTHONDONTWRITEBYTECODE": "1"}
-    return [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *suite.args, *mode_args(mode)], env
+    return [
+        str(py),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        *suite.args,
+        *mode_args(mode),
+    ], env
 
 
 def run_once(py: Path, suite: Suite, mode: str) -> tuple[Sample, str]:
@@ -236,7 +264,11 @@ def instructions(py: Path, suite: Suite, mode: str) -> int:
     env["PYTHONHASHSEED"] = "0"
     proc = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
-        cwd=suite.cwd, env=env, capture_output=True, text=True, check=False,
+        cwd=suite.cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     found = re.search(r"Collected : (\d+)", proc.stderr)
     if proc.returncode not in (0, 1) or found is None:
@@ -245,11 +277,16 @@ def instructions(py: Path, suite: Suite, mode: str) -> int:
 
 
 def instruction_table(py: Path, suites: list[Suite]) -> str:
-    lines = ["| suite | plain (instructions) | detect (instructions) | detect/plain | per test |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| suite | plain (instructions) | detect (instructions) | detect/plain | per test |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for suite in suites:
         plain, detect = instructions(py, suite, "plain"), instructions(py, suite, "detect")
         per_test = f"{(detect - plain) / suite.tests / 1000:.0f} k" if suite.tests else ""
-        lines.append(f"| {suite.name} | {plain / 1e9:.2f} G | {detect / 1e9:.2f} G | {detect / plain:.3f}x | {per_test} |")
+        lines.append(
+            f"| {suite.name} | {plain / 1e9:.2f} G | {detect / 1e9:.2f} G | {detect / plain:.3f}x | {per_test} |"
+        )
         print(lines[-1], flush=True)
     return "\n".join(lines)
 
@@ -267,7 +304,9 @@ def table(suites: list[Suite], modes: list[str], results: Results) -> str:
         f"wall-time ratio to plain pytest in the same round, median over {len(results[(suites[0].name, 'plain')])} "
         "interleaved rounds; CPU ratio (user+sys of the pytest process) alongside, less sensitive to a noisy host.",
         "",
-        "| suite | plain | " + " | ".join(others) + (" | detect (CPU) | peak RSS detect/plain |" if "detect" in modes else " |"),
+        "| suite | plain | "
+        + " | ".join(others)
+        + (" | detect (CPU) | peak RSS detect/plain |" if "detect" in modes else " |"),
         "| --- | --- | " + " | ".join("---" for _ in others) + (" | --- | --- |" if "detect" in modes else " |"),
     ]
     for suite in suites:
@@ -290,7 +329,9 @@ def table(suites: list[Suite], modes: list[str], results: Results) -> str:
         for suite in synthetic_suites:
             plain = statistics.median(s.cpu for s in results[(suite.name, "plain")])
             detect = statistics.median(s.cpu for s in results[(suite.name, "detect")])
-            lines.append(f"- {suite.name}: --detect-leaks adds {1e6 * (detect - plain) / suite.tests:.0f} µs of CPU per test")
+            lines.append(
+                f"- {suite.name}: --detect-leaks adds {1e6 * (detect - plain) / suite.tests:.0f} µs of CPU per test"
+            )
     return "\n".join(lines)
 
 
@@ -298,7 +339,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--suites", default="synthetic,click,boltons,structlog")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, among {', '.join(MODES + EXTRA_MODES)}")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help=f"comma-separated, among {', '.join(MODES + EXTRA_MODES)}"
+    )
     parser.add_argument("--heap", type=int, default=1_000_000)
     parser.add_argument("--small-heap", type=int, default=10_000)
     parser.add_argument("--tests", type=int, default=2000)

@@ -182,7 +182,9 @@ class Artifacts:
             ]
             names = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
             verb = "was" if len(self.skipped) == 1 else "were"
-            lines.append(f"leakhunt: the run did not complete, so {names} {verb} not written; files already there are unchanged")
+            lines.append(
+                f"leakhunt: the run did not complete, so {names} {verb} not written; files already there are unchanged"
+            )
         return lines
 
     def to_json(self) -> list[list[Any]]:
@@ -208,7 +210,9 @@ class Artifacts:
     @pytest.hookimpl(trylast=True)  # under the leakhunt summary
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for line in self.lines():
-            terminalreporter.write_line(line, **({"yellow": True} if line.startswith("leakhunt: warning") else {"red": True}))
+            terminalreporter.write_line(
+                line, **({"yellow": True} if line.startswith("leakhunt: warning") else {"red": True})
+            )
 
 
 def _staged_name(path: str) -> str:

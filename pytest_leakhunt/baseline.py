@@ -66,7 +66,9 @@ class Baseline:
                 "create it with --leaks-baseline-update, which records the leaks of this run"
             )
         if not os.path.isfile(path):  # a directory, or a device that would never end (/dev/zero)
-            raise pytest.UsageError(f"{where}: baseline {path!r} is not a regular file; expected a JSON file like {SHAPE}")
+            raise pytest.UsageError(
+                f"{where}: baseline {path!r} is not a regular file; expected a JSON file like {SHAPE}"
+            )
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
@@ -148,7 +150,9 @@ def parse(data: bytes) -> dict[str, Entry]:
         raise Malformed(f'its "version" is {json.dumps(version)}; this pytest-leakhunt reads version {FORMAT_VERSION}')
     leaks = document.get("leaks")
     if not isinstance(leaks, list):
-        raise Malformed(f'its "leaks" is {_kind(leaks)}, not a list' if "leaks" in document else 'it has no "leaks" list')
+        raise Malformed(
+            f'its "leaks" is {_kind(leaks)}, not a list' if "leaks" in document else 'it has no "leaks" list'
+        )
     return dict(_entry(number, raw) for number, raw in enumerate(leaks, 1))
 
 

@@ -242,7 +242,9 @@ def holds(holder: Any, obj: Any) -> bool:
             return any(map(operator.is_, reversed(holder), itertools.repeat(obj)))
         if kind is dict:
             values, keys = reversed(holder.values()), reversed(holder.keys())
-            return any(map(operator.is_, values, itertools.repeat(obj))) or any(map(operator.is_, keys, itertools.repeat(obj)))
+            return any(map(operator.is_, values, itertools.repeat(obj))) or any(
+                map(operator.is_, keys, itertools.repeat(obj))
+            )
     except RuntimeError:  # changed size while read (another thread): read it the slow way
         pass
     return any(map(operator.is_, reversed(gc.get_referents(holder)), itertools.repeat(obj)))

@@ -34,7 +34,9 @@ _MAX_CLEAN_SHAPES = 256
 class Checker:
     """The check windows of one process, one open at a time, and what the stages keep between checks."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, harness: Harness, earlier: growth.EarlierLeaks) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: Settings, harness: Harness, earlier: growth.EarlierLeaks
+    ) -> None:
         self.harness = harness
         #: the test whose check window is open (one at a time per process), and its policy
         self._window: tuple[pytest.Item, TestPolicy] | None = None
@@ -95,7 +97,9 @@ class Checker:
         """Whether *item*'s window closes after its whole protocol, not at its teardown report."""
         return self._unwound and self.watching(item)
 
-    def run_protocol(self, item: pytest.Item, nextitem: pytest.Item | None, policy: TestPolicy) -> list[pytest.TestReport]:
+    def run_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None, policy: TestPolicy
+    ) -> list[pytest.TestReport]:
         """pytest's runtest protocol inside a check window, reports not logged (pytest-rerunfailures' way)."""
         from _pytest.runner import runtestprotocol
 
@@ -154,7 +158,9 @@ class Checker:
             return CLEAN
         # objects held by program state first, then what grows per run, then resources left behind
         leaks.sort(key=lambda leak: (_KIND_ORDER.get(leak.kind, 3), -leak.retained_bytes, leak.type))
-        leaks = [dataclasses.replace(leak, hint=hints.hint_for(leak), fingerprint=hints.fingerprint(leak)) for leak in leaks]
+        leaks = [
+            dataclasses.replace(leak, hint=hints.hint_for(leak), fingerprint=hints.fingerprint(leak)) for leak in leaks
+        ]
         return TestLeaks(nodeid=item.nodeid, leaks=tuple(leaks), outcome="failed", more_groups=more)
 
     def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:
@@ -163,7 +169,11 @@ class Checker:
         probe = self._probe_next if self._probing else self._probe  # a second run's leaks: for a third to confirm
         check = Check(item, policy.ignore_types, probe, self._probing, self._tracked, self._tracked_reported)
         try:
-            running, owned = resources.running(survivors.objs, policy.resources, survivors.types) if policy.resources else ([], set())
+            running, owned = (
+                resources.running(survivors.objs, policy.resources, survivors.types)
+                if policy.resources
+                else ([], set())
+            )
             found, more = self._census(check, survivors, owned)
             if self._lengths:
                 found.extend(untracked_growth(check, found, survivors, self._watch, self._lengths))
@@ -173,7 +183,6 @@ class Checker:
         finally:
             self.harness.forget_new(survivors, held_at)
             survivors.close()
-
 
     def _census(self, check: Check, survivors: census.Survivors, owned: set[int]) -> tuple[list[Leak], int]:
         """Object leaks among the survivors: the fast path, then roots, then explanations.
@@ -197,7 +206,9 @@ class Checker:
         if quick == [] and not builtin:
             return [], 0
         context.subjects_settled = quick == []
-        shape = census.shape(survivors, harness.key()) if context.subjects_settled and not harness.fresh_fixtures else None
+        shape = (
+            census.shape(survivors, harness.key()) if context.subjects_settled and not harness.fresh_fixtures else None
+        )
         if shape is not None and shape in self._clean_shapes:
             return [], 0  # the same objects, by type and references, as a test found clean before
         # a known leak again, and nothing else: its chain is in context.chains already
@@ -232,7 +243,12 @@ class Checker:
         )
 
     def _quick(
-        self, survivors: census.Survivors, context: classify.Context, item: pytest.Item, rest: list[Any], remembered: bool
+        self,
+        survivors: census.Survivors,
+        context: classify.Context,
+        item: pytest.Item,
+        rest: list[Any],
+        remembered: bool,
     ) -> list[int] | None:
         """``quick.quick_verdict`` with the hot shared holders and the item's fixture values as slots."""
         slots = self.harness.quick_slots(item)

@@ -135,7 +135,13 @@ def _is_weak(obj: Any) -> bool:
 _NEUTRAL, _STOP, _SUBJECT, _DYNAMIC = 0, 1, 2, 3
 
 
-_DYNAMIC_TYPES = (types.FunctionType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType, types.ModuleType)
+_DYNAMIC_TYPES = (
+    types.FunctionType,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
+    types.ModuleType,
+)
 
 
 _TYPE_ROLE: dict[type, int] = {}

@@ -131,7 +131,8 @@ OPTIONS: tuple[Option, ...] = (
            "trace_depth", _whole_number("frames", 1, 100), DEFAULT_TRACE_DEPTH),
     Option("--leaks-report", "leaks_report", "write the leak report as JSON to this path.",
            "report_path", artifacts.check_file, path=True),
-    Option("--leaks-ignore-types", "leaks_ignore_types", "comma-separated qualified type names never reported as leaks.",
+    Option("--leaks-ignore-types", "leaks_ignore_types",
+           "comma-separated qualified type names never reported as leaks.",
            "ignore_types", _parse_types, frozenset()),
     Option("--leaks-resources", "leaks_resources",
            "what a checked test must not leave running, comma-separated: threads, tasks, processes, fds; "
@@ -195,7 +196,9 @@ def resolve(config: pytest.Config) -> Settings:
         baseline = _given(config, _BY_NAME["--leaks-baseline"])
         if baseline is None:
             where = update[1] if update is not None else "command line option --leaks-baseline-update"
-            raise pytest.UsageError(f"{where}: needs --leaks-baseline=FILE (or leaks_baseline in the ini file) to write to")
+            raise pytest.UsageError(
+                f"{where}: needs --leaks-baseline=FILE (or leaks_baseline in the ini file) to write to"
+            )
         artifacts.check_file(*baseline)
     artifacts.check_distinct(named)
     return Settings(**values)
@@ -270,7 +273,9 @@ def closest_policy_marker(item: pytest.Item, parents: dict[int, pytest.Mark | No
     return found
 
 
-def policy_for(item: pytest.Item, settings: Settings, parents: dict[int, pytest.Mark | None] | None = None) -> TestPolicy:
+def policy_for(
+    item: pytest.Item, settings: Settings, parents: dict[int, pytest.Mark | None] | None = None
+) -> TestPolicy:
     """Apply the closest of no_leaks / allow_leaks to the session settings.
 
     Raises pytest.UsageError naming the test and the marker when its arguments are wrong.

@@ -20,7 +20,11 @@ def describe_chain(chain: list[Any], ignore: Iterable[Any] = ()) -> tuple[str, .
     if len(chain) >= 2 and isinstance(chain[0], types.ModuleType):
         segments = [chain[0].__name__]
         namespaces = {id(vars(chain[0]))}
-    elif len(chain) >= 2 and type(chain[0]).__name__ == "FixtureDef" and isinstance(getattr(chain[0], "argname", None), str):
+    elif (
+        len(chain) >= 2
+        and type(chain[0]).__name__ == "FixtureDef"
+        and isinstance(getattr(chain[0], "argname", None), str)
+    ):
         segments = [f"fixture:{chain[0].argname}"]  # the value of a fixture of broader scope
         namespaces = set()
     elif len(chain) >= 2 and is_harness_module(type(chain[0]).__module__):
@@ -50,7 +54,8 @@ def _owns_dict(owner: Any, child: dict[Any, Any]) -> bool:
         return False
 
 
-#: how a reference is named: an attribute or global, a dict's string key or other key (shown by its repr), a position, a closure variable, a set member,
+#: how a reference is named: an attribute or global, a dict's string key or other key (shown by its repr), a
+#: position, a closure variable, a set member,
 #: the object's own ``__dict__`` or closure tuple (structural: no name of its own), or another internal reference
 EdgeKind = Literal["attribute", "key", "entry", "index", "closure", "member", "structural", "internal"]
 
@@ -168,5 +173,3 @@ def _orphan_segments(obj: Any, ignore: Iterable[Any]) -> tuple[str, ...]:
     holders = [r for r in gc.get_referrers(obj) if not isinstance(r, types.FrameType) and id(r) not in skip]
     names = sorted({f"<{type(r).__name__}>" for r in holders if type(r) is not list or r})
     return tuple(names[:1]) if names else ("<held outside Python objects: C state or a thread's stack>",)
-
-

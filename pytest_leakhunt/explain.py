@@ -64,7 +64,9 @@ class Check:
 class Explainer:
     """The explain stage, and what it keeps between checks: chains found, the index of module globals."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, harness: Harness, earlier: growth.EarlierLeaks) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: Settings, harness: Harness, earlier: growth.EarlierLeaks
+    ) -> None:
         self.config = config
         self.settings = settings
         self.harness = harness
@@ -102,7 +104,9 @@ class Explainer:
                 return None
         return chain
 
-    def explain(self, check: Check, survivors: Survivors, candidates: list[int], context: Context, running: bool = False) -> tuple[list[Leak], int]:
+    def explain(
+        self, check: Check, survivors: Survivors, candidates: list[int], context: Context, running: bool = False
+    ) -> tuple[list[Leak], int]:
         """Group leaked roots by what they keep alive and by holder; one retainer chain per group.
 
         With a thread or task still *running*, values of builtin types that
@@ -115,7 +119,14 @@ class Explainer:
         return self._leaks(check, survivors, groups, context.chains)
 
     def _resolve(
-        self, check: Check, survivors: Survivors, candidates: list[int], groups: Groups, needed: list[int], context: Context, running: bool
+        self,
+        check: Check,
+        survivors: Survivors,
+        candidates: list[int],
+        groups: Groups,
+        needed: list[int],
+        context: Context,
+        running: bool,
     ) -> None:
         """One chain search for every group's anchor that no cached chain explains; drop what turns out benign."""
         objs, chains = survivors.objs, context.chains
@@ -136,7 +147,9 @@ class Explainer:
         if orphans:
             self._orphans(survivors, groups, orphans, context, running)
 
-    def _orphans(self, survivors: Survivors, groups: Groups, orphans: list[int], context: Context, running: bool) -> None:
+    def _orphans(
+        self, survivors: Survivors, groups: Groups, orphans: list[int], context: Context, running: bool
+    ) -> None:
         """Groups whose anchor no module reaches: kept when, after a full collection, something still holds them.
 
         Perhaps only old garbage held them, which a full collection frees. With
@@ -154,16 +167,29 @@ class Explainer:
             if module_of(type(objs[a])).split(".", 1)[0] in _CODEC_MODULES:
                 self.held_by_c.add(qualified_type(objs[a]))
         anchor_of = groups.anchor_of
-        groups.by_type = {t: [p for p in ps if anchor_of[p] not in orphans or anchor_of[p] in kept] for t, ps in groups.by_type.items()}
+        groups.by_type = {
+            t: [p for p in ps if anchor_of[p] not in orphans or anchor_of[p] in kept]
+            for t, ps in groups.by_type.items()
+        }
 
-    def _search(self, check: Check, survivors: Survivors, candidates: list[int], groups: Groups, needed: list[int], context: Context) -> list[int]:
+    def _search(
+        self,
+        check: Check,
+        survivors: Survivors,
+        candidates: list[int],
+        groups: Groups,
+        needed: list[int],
+        context: Context,
+    ) -> list[int]:
         """Chains for *needed* into ``context.chains``; a bounded cache that holds an anchor is learned, not reported.
 
         Returns the anchors still to explain: those a learned cache accounts
         for are gone (and their groups with them).
         """
         objs, chains, units = survivors.objs, context.chains, groups.units
-        found = self._find_chains(check.item, context, [objs[a] for a in needed], [objs, candidates, units, chains, needed], is_bounded_cache)
+        found = self._find_chains(
+            check.item, context, [objs[a] for a in needed], [objs, candidates, units, chains, needed], is_bounded_cache
+        )
         cached = []
         adopted: list[Any] = []
         for a, chain in zip(needed, found):
@@ -187,13 +213,20 @@ class Explainer:
         groups.by_type = {t: [p for p in ps if p in units] for t, ps in groups.by_type.items()}
         retry = [a for a in cached if a in still]
         if retry:  # kept by more than the cache: a search around it names the other holder
-            found = self._find_chains(check.item, context, [objs[a] for a in retry], [objs, candidates, units, chains, needed, retry, *adopted])
+            found = self._find_chains(
+                check.item,
+                context,
+                [objs[a] for a in retry],
+                [objs, candidates, units, chains, needed, retry, *adopted],
+            )
             chains.update((a, chain) for a, chain in zip(retry, found) if len(chain) > 1)
             del found
         adopted.clear()
         return needed
 
-    def _leaks(self, check: Check, survivors: Survivors, groups: Groups, chains: dict[int, list[Any]]) -> tuple[list[Leak], int]:
+    def _leaks(
+        self, check: Check, survivors: Survivors, groups: Groups, chains: dict[int, list[Any]]
+    ) -> tuple[list[Leak], int]:
         """One ``Leak`` per group of principals of one type that share a holder; past MAX_CHAINS, a count."""
         leaks: list[Leak] = []
         more = 0
@@ -271,7 +304,9 @@ class Explainer:
         del representative
         return leak, [p for p in pending if p not in group]
 
-    def _retention(self, check: Check, chain: list[Any], segments: tuple[str, ...], type_name: str, leaked: Any) -> tuple[growth.Retention, str | None]:
+    def _retention(
+        self, check: Check, chain: list[Any], segments: tuple[str, ...], type_name: str, leaked: Any
+    ) -> tuple[growth.Retention, str | None]:
         """Whether a leak grows, is more of an earlier test's growing leak, or needs a second run to tell."""
         earlier = self.earlier.leaked_by(chain)
         if earlier is not None and earlier != check.item.nodeid:
@@ -296,7 +331,13 @@ class Explainer:
     ) -> list[list[Any]]:
         """``retainers.find_chains`` with what the session knows about where this test's objects can be held."""
         # pytest state known to be alive: a chain ending there is not an orphan
-        live = [*context.holders(), *self.harness.fresh_fixtures, getattr(item, "callspec", None), item.session, item.config]
+        live = [
+            *context.holders(),
+            *self.harness.fresh_fixtures,
+            getattr(item, "callspec", None),
+            item.session,
+            item.config,
+        ]
         # where a test most often keeps things: its module's globals and its parameters, searched first
         module = getattr(item, "module", None)
         near = [x for x in (module, getattr(item, "callspec", None)) if x is not None]
@@ -357,7 +398,9 @@ class Explainer:
         return leaks
 
 
-def untracked_growth(check: Check, found: list[Leak], survivors: Survivors, watch: ContainerWatch, lengths: list[int]) -> list[Leak]:
+def untracked_growth(
+    check: Check, found: list[Leak], survivors: Survivors, watch: ContainerWatch, lengths: list[int]
+) -> list[Leak]:
     """The project's module-level containers that got longer with values the census cannot see.
 
     A container a reported leak already names is that leak. A list, set
@@ -371,7 +414,14 @@ def untracked_growth(check: Check, found: list[Leak], survivors: Survivors, watc
         if any(growth.same_holder(path, other) for other in named):
             continue
         retention = growth.UNSETTLED if grown.keyed and not check.probing else growth.GROWS
-        leak = Leak(type=UNTRACKED, count=grown.added, shallow_bytes=0, retained_bytes=0, retained_by=(grown.module, grown.name), retention=retention)
+        leak = Leak(
+            type=UNTRACKED,
+            count=grown.added,
+            shallow_bytes=0,
+            retained_bytes=0,
+            retained_by=(grown.module, grown.name),
+            retention=retention,
+        )
         if retention == growth.UNSETTLED:
             check.probe.add(hints.fingerprint(leak), path, None, None, None, True)
         leaks.append(leak)

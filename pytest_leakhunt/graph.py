@@ -44,7 +44,9 @@ def to_svg(leak: Leak) -> str | None:
     if dot is None:
         return None
     try:
-        done = subprocess.run([dot, "-Tsvg"], input=to_dot(leak), capture_output=True, text=True, timeout=30, check=True)
+        done = subprocess.run(
+            [dot, "-Tsvg"], input=to_dot(leak), capture_output=True, text=True, timeout=30, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     svg = done.stdout

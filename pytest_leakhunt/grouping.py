@@ -26,7 +26,9 @@ class Groups:
     anchor_of: dict[int, int]
 
     @classmethod
-    def of(cls, survivors: Survivors, candidates: list[int], harness_codes: frozenset[int], ignore: frozenset[str]) -> Groups:
+    def of(
+        cls, survivors: Survivors, candidates: list[int], harness_codes: frozenset[int], ignore: frozenset[str]
+    ) -> Groups:
         objs = survivors.objs
         units: dict[int, list[int]] = {}
         for i in _outermost(survivors, candidates, harness_codes):

@@ -67,7 +67,9 @@ def holder_root(segments: tuple[str, ...]) -> str:
     """
     names: list[str] = []
     for position, segment in enumerate(segments):
-        if segment.startswith("[") or (segment.startswith("<") and not (position == 0 and segment.startswith("<pytest "))):
+        if segment.startswith("[") or (
+            segment.startswith("<") and not (position == 0 and segment.startswith("<pytest "))
+        ):
             break
         names.append(segment)
     return ".".join(names)

@@ -114,7 +114,12 @@ class Harness:
         if self.plugin_generation != self._codes_generation:
             self._codes_generation = self.plugin_generation
             manager = self.config.pluginmanager
-            impls = [impl for caller in vars(manager.hook).values() if hasattr(caller, "get_hookimpls") for impl in caller.get_hookimpls()]
+            impls = [
+                impl
+                for caller in vars(manager.hook).values()
+                if hasattr(caller, "get_hookimpls")
+                for impl in caller.get_hookimpls()
+            ]
             codes = {getattr(getattr(impl.function, "__func__", impl.function), "__code__", None) for impl in impls}
             codes.discard(None)
             for plugin in manager.get_plugins():
@@ -244,7 +249,7 @@ def fresh_fixtures(item: pytest.Item, survivors: census.Survivors) -> list[Any]:
 
 
 class HarnessState:
-    """What pytest keeps on an item per run (user properties, report sections, stash entries), put back after each extra run.
+    """What pytest keeps on an item per run (user properties, report sections, stash entries), put back after a run.
 
     The real run's reports were made already; what the extra runs add there is
     pytest's growth, not the test's, and would otherwise pile up on the item.

@@ -132,7 +132,9 @@ class Snapshot:
         if os.path.lexists(directory) and not os.path.isdir(directory):  # makedirs would only say "File exists"
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
         os.makedirs(directory, exist_ok=True)
-        write_text(path, json.dumps(self.to_json(), separators=(",", ":")))  # one shot: the C encoder, several times faster
+        write_text(
+            path, json.dumps(self.to_json(), separators=(",", ":"))
+        )  # one shot: the C encoder, several times faster
         self._index.clear()
         return path
 
@@ -180,7 +182,8 @@ def add_chain(snapshot: Snapshot, chain: list[Any]) -> None:
     if isinstance(first, types.ModuleType):
         snapshot.edge(snapshot.root, "property", first.__name__, snapshot.node(first))
     else:
-        snapshot.edge(snapshot.root, "hidden", len(snapshot._edges[snapshot.root]) // 3, snapshot.node(first))  # noqa: SLF001
+        hidden = len(snapshot._edges[snapshot.root]) // 3  # noqa: SLF001
+        snapshot.edge(snapshot.root, "hidden", hidden, snapshot.node(first))
     for parent, child in zip(chain, chain[1:]):
         snapshot.link(parent, child)
 
@@ -215,7 +218,8 @@ def write_heap_snapshot(path: str | None = None) -> str:
         if isinstance(module, types.ModuleType):
             snapshot.edge(snapshot.root, "property", name, snapshot.node(module))
     enabled = gc.isenabled()
-    gc.disable()  # the walk makes millions of small containers; collecting them mid-walk would scan the heap again and again
+    # the walk makes millions of small containers; collecting them mid-walk would scan the heap again and again
+    gc.disable()
     try:
         _walk(snapshot, objs)
         return snapshot.write(path)
@@ -243,8 +247,8 @@ def _walk(snapshot: Snapshot, objs: list[Any]) -> None:
         if described is None:
             return slow_node(obj)
         found = len(edges)
-        nodes.extend((_NODE_TYPE[described[0]], strings[described[1]] if described[1] in strings else string(described[1]),
-                      2 * found + 1, getsizeof(obj), 0, 0, 0))  # fmt: skip
+        name = strings[described[1]] if described[1] in strings else string(described[1])
+        nodes.extend((_NODE_TYPE[described[0]], name, 2 * found + 1, getsizeof(obj), 0, 0, 0))
         edges.append([])
         index[id(obj)] = found
         return found
@@ -312,7 +316,9 @@ def compare(before: str, after: str, limit: int = 20) -> list[tuple[str, int, in
     return grown(type_stats(before), type_stats(after), limit)
 
 
-def grown(old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int]], limit: int = 20) -> list[tuple[str, int, int]]:
+def grown(
+    old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int]], limit: int = 20
+) -> list[tuple[str, int, int]]:
     """The types that grew most from the stats *old* to *new*, biggest first."""
     deltas = [
         (name, new.get(name, (0, 0))[0] - old.get(name, (0, 0))[0], new.get(name, (0, 0))[1] - old.get(name, (0, 0))[1])

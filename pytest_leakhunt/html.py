@@ -122,7 +122,8 @@ def _memory_section(totals: RunTotals) -> str:
     span = max(high - low, 1)
     step = (width - 2 * pad) / max(len(points) - 1, 1)
     coords = " ".join(
-        f"{pad + i * step:.1f},{height - pad - (rss - low) / span * (height - 2 * pad):.1f}" for i, rss in enumerate(points)
+        f"{pad + i * step:.1f},{height - pad - (rss - low) / span * (height - 2 * pad):.1f}"
+        for i, rss in enumerate(points)
     )
     svg = (
         f'<svg class="memory" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -138,11 +139,11 @@ def _memory_section(totals: RunTotals) -> str:
         f"<tr><td><code>{_e(n)}</code></td><td>+{_e(human_bytes(size))}</td></tr>" for n, size in totals.most_growth()
     )
     return (
-        '<h2 id="memory">Memory after each test</h2>' + svg
+        '<h2 id="memory">Memory after each test</h2>'
+        + svg
         + (f"<p>Memory grew most after:</p><table>{growth}</table>" if growth else "")
     )
 
 
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
-

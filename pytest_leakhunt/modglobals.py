@@ -89,7 +89,11 @@ class ModuleGlobals:
                 continue
             self._indexed.add(name)
             module = sys.modules[name]
-            if not is_harness_module(name) and isinstance(module, types.ModuleType) and type(getattr(module, "__dict__", None)) is dict:
+            if (
+                not is_harness_module(name)
+                and isinstance(module, types.ModuleType)
+                and type(getattr(module, "__dict__", None)) is dict
+            ):
                 namespaces.append((name, list(vars(module).items())))
         return namespaces
 
@@ -174,11 +178,17 @@ def _resolve(module_name: str, key: str, steps: tuple[tuple[str, Any], ...]) -> 
             # an instance reports its attributes itself or through its __dict__, by version
             chain += [value] if holds(value, attrs[inner]) else [value, attrs]
             value = attrs[inner]
-        elif kind == "item" and type(value) is dict and inner in value or kind == "item" and type(value) in (list, tuple) and isinstance(inner, int) and inner < len(value):
+        elif (
+            kind == "item"
+            and type(value) is dict
+            and inner in value
+            or kind == "item"
+            and type(value) in (list, tuple)
+            and isinstance(inner, int)
+            and inner < len(value)
+        ):
             chain.append(value)
             value = value[inner]
         else:
             return None
     return chain
-
-

@@ -27,6 +27,6 @@ def qualified_type(obj: Any) -> str:
 
 
 def type_name(cls: type) -> str:
-    """``module.Qualname`` of a class, the bare qualname for builtins: the name ``qualified_type`` gives its instances."""
+    """``module.Qualname`` of a class, the bare qualname for builtins: what ``qualified_type`` calls its instances."""
     module = module_of(cls)
     return cls.__qualname__ if module in ("", "builtins") else f"{module}.{cls.__qualname__}"

@@ -29,7 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if option.flag:
             group.addoption(option.name, action="store_true", default=None, dest=option.ini, help=option.help)
         else:
-            group.addoption(option.name, action="store", default=None, dest=option.ini, metavar="VALUE", help=option.help)
+            group.addoption(
+                option.name, action="store", default=None, dest=option.ini, metavar="VALUE", help=option.help
+            )
         parser.addini(option.ini, help=option.help, type="string", default="")
 
 

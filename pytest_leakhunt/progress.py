@@ -18,7 +18,8 @@ class Progress:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         tty = getattr(reporter, "isatty", False)
         live = reporter is not None and bool(tty() if callable(tty) else tty) and not hasattr(config, "workerinput")
-        self._writer = reporter._tw if live and reporter is not None else None  # noqa: SLF001 - the writer whose current line we leave as it was
+        # the writer whose current line the status leaves as it was
+        self._writer = reporter._tw if live and reporter is not None else None  # noqa: SLF001
         self.start = time.monotonic()
         self.done = 0
         self.total = 0

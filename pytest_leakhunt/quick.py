@@ -18,7 +18,9 @@ from pytest_leakhunt.classify import Context
 from pytest_leakhunt.registries import CONTAINERS
 
 
-def quick_verdict(survivors: Survivors, context: Context, slots: list[Any], rest: list[Any], remembered: bool) -> list[int] | None:
+def quick_verdict(
+    survivors: Survivors, context: Context, slots: list[Any], rest: list[Any], remembered: bool
+) -> list[int] | None:
     """The leaked survivors when the answer needs no search for roots, else None.
 
     *rest* and *remembered* are what ``unaccounted`` returned: subjects that
@@ -50,7 +52,6 @@ def quick_verdict(survivors: Survivors, context: Context, slots: list[Any], rest
 _MAX_HELD_AT = 16
 
 
-
 def _remember(held_at: list[tuple[dict[str, Any], str]], holders: list[Any], objs: list[Any]) -> None:
     """Which attributes of harness instances keep *objs*, so that later checks read them before scanning.
 
@@ -71,7 +72,9 @@ def _remember(held_at: list[tuple[dict[str, Any], str]], holders: list[Any], obj
     del held_at[:-_MAX_HELD_AT]
 
 
-def _repeated_leaks_only(survivors: Survivors, context: Context, unheld: list[int], slots: list[Any]) -> list[int] | None:
+def _repeated_leaks_only(
+    survivors: Survivors, context: Context, unheld: list[int], slots: list[Any]
+) -> list[int] | None:
     """The survivors that repeat a known leak, when they and what only they keep are all that is unheld.
 
     Each such survivor's references come from its known holder and the slots;
@@ -111,7 +114,6 @@ def _repeated_leaks_only(survivors: Survivors, context: Context, unheld: list[in
             return None
     context.chains.update(chains)
     return sorted(chains)
-
 
 
 #: How many of the most recently useful shared holders are tried before the test's own.

@@ -193,7 +193,9 @@ class KnownHolders:
         into = self.containers if into is None else into
         into.append(wrapper)
         # the cache dict itself holds the keys
-        into.extend(r for r in gc.get_referents(wrapper) if type(r) is dict and r is not getattr(wrapper, "__dict__", None))
+        into.extend(
+            r for r in gc.get_referents(wrapper) if type(r) is dict and r is not getattr(wrapper, "__dict__", None)
+        )
 
     def values(self) -> Iterator[Any]:
         for module, attr, kind in _STDLIB_HOLDERS:
@@ -201,7 +203,6 @@ class KnownHolders:
                 found, value = _lookup(module, attr)
                 if found and value is not None:
                     yield value
-
 
     def codec_cache(self, window: HeapWindow) -> list[Any]:
         """The codec search cache, found the first time a new ``CodecInfo`` needs explaining.
@@ -231,5 +232,3 @@ def _struct_caches() -> list[Any]:
 def is_harness_module(module: object) -> bool:
     """Whether *module* (a ``__module__`` value, which need not be a string: see module_of) is pytest's or ours."""
     return type(module) is str and module.split(".", 1)[0] in HARNESS_MODULES
-
-

@@ -168,7 +168,11 @@ class ProgramHolders:
             cached = [self._chains.lookup(obj, qualified_type(obj)) for obj in found]
             missing = [obj for obj, chain in zip(found, cached) if chain is None]
             ignore = [found, missing, cached, fixtures]
-            searched = iter(retainers.find_chains(missing, ignore=ignore, module_globals=self._index, live_harness=fixtures) if missing else [])
+            searched = iter(
+                retainers.find_chains(missing, ignore=ignore, module_globals=self._index, live_harness=fixtures)
+                if missing
+                else []
+            )
             chains = [chain if chain is not None else next(searched) for chain in cached]
             cached.clear()
             paths: dict[str, str] = {}
@@ -241,7 +245,9 @@ def _masked(segments: tuple[str, ...]) -> str:
     return re.sub(r"\[\d+\]", "[...]", render_path(segments))
 
 
-def untracked_added(watch: ContainerWatch, containers: list[int], before: list[int], runs: int) -> tuple[str, int, int] | None:
+def untracked_added(
+    watch: ContainerWatch, containers: list[int], before: list[int], runs: int
+) -> tuple[str, int, int] | None:
     """The first watched container that grew on every run with values the collector does not track.
 
     Its name, and the values and bytes each run added (the newest elements:
@@ -268,7 +274,9 @@ def growth_leak(
 ) -> Leak | None:
     """One growth finding for the test: the kinds program state keeps (*size* bytes a run), and the untracked
     values of a container."""
-    blamed = sorted(((count, name) for name, count in kinds.items() if name in paths), key=lambda item: (-item[0], item[1]))
+    blamed = sorted(
+        ((count, name) for name, count in kinds.items() if name in paths), key=lambda item: (-item[0], item[1])
+    )
     if not blamed and untracked is None:
         return None
     parts = [f"+{count} {name}" for count, name in blamed[:_SHOWN]]
@@ -313,7 +321,9 @@ class RepeatHooks:
         self._holders = ProgramHolders()
         self._runs = 0
 
-    def after_real_run(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int, verdict: TestLeaks | None) -> TestLeaks | None:
+    def after_real_run(
+        self, item: pytest.Item, nextitem: pytest.Item | None, runs: int, verdict: TestLeaks | None
+    ) -> TestLeaks | None:
         """Run a passed test *runs* more times and add what grew on every run to its verdict."""
         progress = self.progress
         if not progress.total:
@@ -327,7 +337,9 @@ class RepeatHooks:
             self._runs += runs
         return verdict if leak is None else with_growth(item, verdict, leak)
 
-    def measure(self, item: pytest.Item, nextitem: pytest.Item | None, runs: int, explained: dict[str, str]) -> Leak | None:
+    def measure(
+        self, item: pytest.Item, nextitem: pytest.Item | None, runs: int, explained: dict[str, str]
+    ) -> Leak | None:
         """The extra runs, reports dropped, inside one frozen-heap window; the growth they show, or None.
 
         A growing kind the real run's check already traced to program state
@@ -377,7 +389,8 @@ class RepeatHooks:
         if self.progress.done:
             seconds = time.monotonic() - self.progress.start
             terminalreporter.write_line(
-                f"leakhunt repeat: {self._runs} extra runs of {self.progress.done} tests, {seconds:.1f}s since the first"
+                f"leakhunt repeat: {self._runs} extra runs of {self.progress.done} tests, "
+                f"{seconds:.1f}s since the first"
             )
 
 

@@ -79,8 +79,10 @@ def _leak_lines(leak: Leak, number: int) -> list[str]:
             lines.append(f"   held by: {leak.holder}")
         return lines + ([f"   allocated at: {leak.allocated_at}"] if leak.allocated_at else [])
     if leak.type == UNTRACKED:
-        return [f"{number}) +{_plural(leak.count, 'value')} the collector does not track (str, bytes, numbers...)",
-                f"   held by: {leak.path} (a module-level container that got longer)"]
+        return [
+            f"{number}) +{_plural(leak.count, 'value')} the collector does not track (str, bytes, numbers...)",
+            f"   held by: {leak.path} (a module-level container that got longer)",
+        ]
     label = f"tracked {leak.name!r}: " if leak.kind == "tracked" and leak.name else ""
     lines = [
         f"{number}) {label}{leak.type} x{leak.count}"
@@ -143,14 +145,19 @@ def render_summary(totals: RunTotals) -> list[str]:
     growth = totals.most_growth()
     if growth:
         lines.append(
-            "leakhunt: memory grew most after: " + ", ".join(f"{nodeid} (+{human_bytes(size)})" for nodeid, size in growth)
+            "leakhunt: memory grew most after: "
+            + ", ".join(f"{nodeid} (+{human_bytes(size)})" for nodeid, size in growth)
         )
     summary = totals.summary()
     lines.append(
         f"leakhunt: {_plural(summary['tests_checked'], 'test')} checked, "
         f"{summary['tests_leaking']} leaking, {_plural(summary['objects_leaked'], 'object')} leaked, "
         f"{human_bytes(summary['bytes_retained'])} retained"
-        + (f"; {summary['tests_retaining_once']} retained something once (not failed)" if summary["tests_retaining_once"] else "")
+        + (
+            f"; {summary['tests_retaining_once']} retained something once (not failed)"
+            if summary["tests_retaining_once"]
+            else ""
+        )
     )
     return lines
 
@@ -166,7 +173,8 @@ def to_json(totals: RunTotals, pytest_version: str) -> dict[str, Any]:
     }
     if totals.memory:  # in the order the tests ran (per xdist worker)
         data["memory"] = [
-            {"nodeid": nodeid, "rss_bytes": rss, "growth_bytes": growth} for nodeid, (rss, growth) in totals.memory.items()
+            {"nodeid": nodeid, "rss_bytes": rss, "growth_bytes": growth}
+            for nodeid, (rss, growth) in totals.memory.items()
         ]
     return data
 

@@ -94,12 +94,22 @@ def _threads(objs: list[Any]) -> list[tuple[int, Leak]]:
     threading = sys.modules.get("threading")
     if threading is None:
         return []
-    alive = [o for o in objs if isinstance(o, threading.Thread) and o.is_alive() and o is not threading.current_thread()]
+    alive = [
+        o for o in objs if isinstance(o, threading.Thread) and o.is_alive() and o is not threading.current_thread()
+    ]
     deadline = time.monotonic() + GRACE_SECONDS
     for thread in alive:  # a thread on its last line is not left running
         thread.join(max(0.0, deadline - time.monotonic()))
     out = [
-        (id(thread), _leak(thread, "thread", thread.name, f"target {_callable_name(getattr(thread, '_target', None) or thread.run)}"))
+        (
+            id(thread),
+            _leak(
+                thread,
+                "thread",
+                thread.name,
+                f"target {_callable_name(getattr(thread, '_target', None) or thread.run)}",
+            ),
+        )
         for thread in alive
         if thread.is_alive()
     ]
@@ -129,7 +139,12 @@ def _processes(objs: list[Any]) -> list[tuple[int, Leak]]:
         if subprocess is not None and isinstance(obj, subprocess.Popen) and obj.poll() is None:
             args = obj.args if isinstance(obj.args, (str, bytes)) else " ".join(map(str, obj.args))
             out.append((id(obj), _leak(obj, "process", f"pid {obj.pid}", f"command {args!s:.80}")))
-        elif process_mod is not None and isinstance(obj, process_mod.BaseProcess) and obj.pid is not None and obj.is_alive():
+        elif (
+            process_mod is not None
+            and isinstance(obj, process_mod.BaseProcess)
+            and obj.pid is not None
+            and obj.is_alive()
+        ):
             out.append((id(obj), _leak(obj, "process", f"pid {obj.pid}", f"process {obj.name}")))
     obj = None
     return out
@@ -138,7 +153,9 @@ def _processes(objs: list[Any]) -> list[tuple[int, Leak]]:
 def _leak(obj: Any, kind: LeakKind, name: str, detail: str) -> Leak:
     """A resource left behind: plain data, no reference to *obj* (a descriptor number is named by its kind)."""
     shown = "file descriptor" if kind == "fd" else type_name(type(obj))
-    return Leak(type=shown, count=1, shallow_bytes=0, retained_bytes=0, retained_by=(), kind=kind, name=name, details=(detail,))
+    return Leak(
+        type=shown, count=1, shallow_bytes=0, retained_bytes=0, retained_by=(), kind=kind, name=name, details=(detail,)
+    )
 
 
 def open_fds() -> frozenset[int] | None:

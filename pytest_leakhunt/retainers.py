@@ -225,7 +225,9 @@ class _ChainSearch:
 _DOWN_BUDGET = 20_000
 
 
-def search_down(roots: list[Any], targets: list[Any], skip: set[int], budget: int = _DOWN_BUDGET) -> dict[int, list[Any]]:
+def search_down(
+    roots: list[Any], targets: list[Any], skip: set[int], budget: int = _DOWN_BUDGET
+) -> dict[int, list[Any]]:
     """Shortest chains [root, ..., target] from *roots* down to the *targets* it reaches, by id of target.
 
     Breadth first through containers, instances, the closures of functions and
@@ -373,5 +375,3 @@ def _prefer_application_module(chain: list[Any]) -> list[Any]:
         if isinstance(namespace, dict) and any(map(operator.is_, namespace.values(), itertools.repeat(target))):
             return [module, namespace, *chain[2:]]
     return chain
-
-

@@ -63,7 +63,9 @@ def unexplained(survivors: Survivors, candidates: list[int], context: Context, k
     for i in candidates:
         if id(objs[i]) not in registries:
             need.left[id(objs[i])] = survivors.external(i) + forced.get(i, 0)
-    if not need.settle_with([*context.shared(False)[:HOT], context.item], expanded=True) and not need.settle_with(context.holders()):
+    if not need.settle_with([*context.shared(False)[:HOT], context.item], expanded=True) and not need.settle_with(
+        context.holders()
+    ):
         _settle_with_registries(need, context, known)
     caches = known.class_caches() if need.left else []
     if caches:

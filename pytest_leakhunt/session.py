@@ -50,7 +50,9 @@ class LeakHunt:
             from pytest_leakhunt.baseline import Baseline  # only for --leaks-baseline
             from pytest_leakhunt.config import source
 
-            self.baseline = Baseline.load(settings.baseline_path, source(config, "--leaks-baseline"), settings.baseline_update)
+            self.baseline = Baseline.load(
+                settings.baseline_path, source(config, "--leaks-baseline"), settings.baseline_update
+            )
         earlier = growth.EarlierLeaks()
         #: what pytest and its plugins hold, and the hook codes
         self.harness = Harness(config, self)
@@ -110,7 +112,9 @@ class LeakHunt:
             return  # nothing to write, or a worker's findings go to the controller
         settings, totals, version = self.settings, self.totals, pytest.__version__
         if settings.report_path:
-            files.finish(artifacts.REPORT, settings.report_path, lambda path: write_json(path, totals, version), exitstatus)
+            files.finish(
+                artifacts.REPORT, settings.report_path, lambda path: write_json(path, totals, version), exitstatus
+            )
         if settings.html_path:
             from pytest_leakhunt import html  # only for --leaks-html
 
@@ -253,7 +257,12 @@ class RuntestHooks:
         self._note_memory(report)
         record(self.hunt.totals, report)
 
-    def pytest_exception_interact(self, node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any], report: pytest.TestReport | pytest.CollectReport) -> None:
+    def pytest_exception_interact(
+        self,
+        node: pytest.Item | pytest.Collector,
+        call: pytest.CallInfo[Any],
+        report: pytest.TestReport | pytest.CollectReport,
+    ) -> None:
         """A failed setup or call: a leak of this test then goes with its failure instead of failing it twice.
 
         pytest calls this only when a phase raised (not for xfail or skips), so
@@ -307,7 +316,8 @@ class RuntestHooks:
         growth = rss - self._last_rss if self._last_rss is not None else 0
         self._last_rss = rss
         data = getattr(report, "leakhunt", None)
-        report.leakhunt = {**(data if isinstance(data, dict) else {}), "rss": rss, "growth": growth}  # type: ignore[attr-defined]
+        notes = {**(data if isinstance(data, dict) else {}), "rss": rss, "growth": growth}
+        report.leakhunt = notes  # type: ignore[attr-defined]
 
 
 def record(totals: RunTotals, report: pytest.TestReport) -> None:
@@ -325,5 +335,3 @@ def record(totals: RunTotals, report: pytest.TestReport) -> None:
         totals.allow(report.nodeid, data["allowed"])
     elif data.get("checked"):
         totals.record(report.nodeid, TestLeaks.from_json(data["result"]) if "result" in data else None)
-
-

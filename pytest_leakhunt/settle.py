@@ -58,7 +58,9 @@ class Settler:
             leaks = [growth.settle(leak, self._settled.retentions, self._grown) for leak in leaks]
             for fingerprint, _, _, root_ref, leaked_ref, _ in probe.entries:
                 root, leaked = root_ref(), leaked_ref()
-                if root is not None and (self._settled.retentions.get(fingerprint) == growth.GROWS or self.settings.strict):
+                if root is not None and (
+                    self._settled.retentions.get(fingerprint) == growth.GROWS or self.settings.strict
+                ):
                     self._earlier.remember([root, leaked, *gc.get_referents(root)], item.nodeid)
             root = leaked = None
         finally:
@@ -83,13 +85,24 @@ class Settler:
             leaks = self._run_again(item, nextitem)
             retentions = probe.retentions(leaks, census.holds)
             entries = probe.by_fingerprint()
-            shown = {fp: growth.shown_again(entries[fp], leaks) for fp, retention in retentions.items() if retention == growth.GROWS}
-            doubtful = [fp for fp, leak in shown.items() if not entries[fp][5] and leak is not None and leak.retention != growth.GROWS]
+            shown = {
+                fp: growth.shown_again(entries[fp], leaks)
+                for fp, retention in retentions.items()
+                if retention == growth.GROWS
+            }
+            doubtful = [
+                fp
+                for fp, leak in shown.items()
+                if not entries[fp][5] and leak is not None and leak.retention != growth.GROWS
+            ]
             second = self._checker.take_next_probe()
             if doubtful and second.entries:
                 later = second.retentions(self._run_again(item, nextitem), census.holds)
                 for fp in doubtful:
-                    if not any(later.get(e[0]) == growth.GROWS and growth.same_holder(entries[fp][1], e[1]) for e in second.entries):
+                    if not any(
+                        later.get(e[0]) == growth.GROWS and growth.same_holder(entries[fp][1], e[1])
+                        for e in second.entries
+                    ):
                         retentions[fp] = growth.ONCE
             # what the second run added to a growing leak is that leak too, for blaming later tests
             grows = [entries[fp][1] for fp, retention in retentions.items() if retention == growth.GROWS]

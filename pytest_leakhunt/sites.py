@@ -16,6 +16,7 @@ from pytest_leakhunt.registries import ELEMENT_CONTAINERS
 if TYPE_CHECKING:
     import tracemalloc
 
+
 def shallow_size(obj: Any) -> int:
     """pympler's flat size, with its per-type layout kept for types that live as long as their module.
 
@@ -70,6 +71,7 @@ def _library_paths() -> tuple[str, ...]:
 
     paths = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     return tuple(os.path.normcase(os.path.realpath(p)) for p in paths if p)
+
 
 _OWN_PATH = os.path.normcase(os.path.dirname(os.path.realpath(__file__)))
 

@@ -25,7 +25,11 @@ def _not_weakrefable(cls: type) -> str:
     text = _NOT_WEAKREFABLE.format(type=repr(cls.__qualname__))
     base = next((name for kind, name in _SUBCLASSABLE.items() if issubclass(cls, kind)), None)
     if base is not None:
-        return text + f"Track the object that owns it, or build it as a subclass: `class Tracked{base.capitalize()}({base}): pass`."
+        return (
+            text
+            + "Track the object that owns it, or build it as a subclass: "
+            + f"`class Tracked{base.capitalize()}({base}): pass`."
+        )
     if cls.__module__ == "builtins":
         return text + "Track the object that owns it: numbers, strings and tuples cannot be watched."
     return text + "Track the object that owns it, or add '__weakref__' to the class's __slots__."

@@ -88,4 +88,3 @@ def tracemalloc() -> types.ModuleType:
 def tracing() -> bool:
     """Whether tracemalloc is tracing already (the user's ``-X tracemalloc`` or a repeat run's)."""
     return bool(tracemalloc().is_tracing())
-

@@ -28,7 +28,7 @@ def _module(source: str) -> str:
 
 
 # Helper module shared by the corpus: the "application" the cases exercise.
-APP = '''
+APP = """
 import functools
 import logging
 import threading
@@ -72,13 +72,29 @@ def bounded_price(order):
 
 class Memo:
     cache = {}
-'''
+"""
 
 LEAKING: tuple[Case, ...] = (
-    Case("module_list", "from corpusapp import REGISTRY, Order\ndef test_it():\n    REGISTRY.append(Order())\n", "corpusapp.Order"),
-    Case("class_attribute", "import corpusapp\ndef test_it():\n    corpusapp.Bus().subscribe(corpusapp.Order())\n", "corpusapp.Order"),
-    Case("instance_attribute_of_singleton", "import corpusapp\ndef test_it():\n    corpusapp.SERVICE.history.append(corpusapp.Order(3))\n", "corpusapp.Order"),
-    Case("unbounded_lru_cache", "import corpusapp\ndef test_it():\n    corpusapp.price(corpusapp.Order(2))\n", "corpusapp.Order"),
+    Case(
+        "module_list",
+        "from corpusapp import REGISTRY, Order\ndef test_it():\n    REGISTRY.append(Order())\n",
+        "corpusapp.Order",
+    ),
+    Case(
+        "class_attribute",
+        "import corpusapp\ndef test_it():\n    corpusapp.Bus().subscribe(corpusapp.Order())\n",
+        "corpusapp.Order",
+    ),
+    Case(
+        "instance_attribute_of_singleton",
+        "import corpusapp\ndef test_it():\n    corpusapp.SERVICE.history.append(corpusapp.Order(3))\n",
+        "corpusapp.Order",
+    ),
+    Case(
+        "unbounded_lru_cache",
+        "import corpusapp\ndef test_it():\n    corpusapp.price(corpusapp.Order(2))\n",
+        "corpusapp.Order",
+    ),
     Case(
         "functools_cache",
         "import functools\nclass Thing:\n    pass\n@functools.cache\ndef look(t):\n    return 1\ndef test_it():\n    look(Thing())\n",
@@ -89,7 +105,11 @@ LEAKING: tuple[Case, ...] = (
         "import corpusapp\nclass Widget:\n    def on_event(self):\n        pass\ndef test_it():\n    corpusapp.LISTENERS.append(Widget().on_event)\n",
         "Widget",
     ),
-    Case("lambda_listener", "import corpusapp\ndef test_it():\n    corpusapp.LISTENERS.append(lambda: None)\n", "function"),
+    Case(
+        "lambda_listener",
+        "import corpusapp\ndef test_it():\n    corpusapp.LISTENERS.append(lambda: None)\n",
+        "function",
+    ),
     Case(
         "handler_on_existing_logger",
         "import logging, corpusapp\ndef test_it():\n    corpusapp.app_log.addHandler(logging.StreamHandler())\n",
@@ -648,13 +668,21 @@ LEAKING: tuple[Case, ...] = (
 
 #: Slots every run overwrites (a name-keyed entry, a module attribute, a hook): listed as retained once, not failed.
 RETAINED_ONCE: tuple[Case, ...] = (
-    Case("module_dict", "from corpusapp import BY_KEY, Order\ndef test_it():\n    BY_KEY['k1'] = Order()\n", "corpusapp.Order"),
+    Case(
+        "module_dict",
+        "from corpusapp import BY_KEY, Order\ndef test_it():\n    BY_KEY['k1'] = Order()\n",
+        "corpusapp.Order",
+    ),
     Case(
         "ordered_dict_cache",
         "import collections\nclass Row:\n    pass\nCACHE = collections.OrderedDict()\ndef test_it():\n    CACHE['row'] = Row()\n",
         "Row",
     ),
-    Case("setattr_on_module", "import corpusapp\nclass Extra:\n    pass\ndef test_it():\n    corpusapp.extra = Extra()\n", "Extra"),
+    Case(
+        "setattr_on_module",
+        "import corpusapp\nclass Extra:\n    pass\ndef test_it():\n    corpusapp.extra = Extra()\n",
+        "Extra",
+    ),
     Case(
         "copyreg_registration",
         "import copyreg\nclass Pickled:\n    pass\ndef test_it():\n    copyreg.pickle(Pickled, lambda p: (Pickled, ()))\n",
@@ -681,23 +709,62 @@ RETAINED_ONCE: tuple[Case, ...] = (
 CLEAN: tuple[Case, ...] = (
     Case("re_compile", "import re\ndef test_it():\n    re.compile(r'corpus-[0-9]+-compile')\n"),
     Case("re_match", "import re\ndef test_it():\n    assert re.match(r'c(o)rpus-match', 'corpus-match')\n"),
-    Case("typing_alias", "import typing\nclass Local:\n    pass\ndef test_it():\n    typing.List[Local]\n    typing.Optional[typing.Dict[str, Local]]\n"),
+    Case(
+        "typing_alias",
+        "import typing\nclass Local:\n    pass\ndef test_it():\n    typing.List[Local]\n    typing.Optional[typing.Dict[str, Local]]\n",
+    ),
     Case("struct_format", "import struct\ndef test_it():\n    struct.pack('<iiq13s', 1, 2, 3, b'x')\n"),
     Case("codec_lookup", "def test_it():\n    'abc'.encode('cp1252')\n    'abc'.encode('utf-16-le')\n"),
-    Case("linecache", "import linecache\ndef test_it(tmp_path):\n    p = tmp_path / 'f.py'\n    p.write_text('x = 1\\n')\n    linecache.getline(str(p), 1)\n"),
+    Case(
+        "linecache",
+        "import linecache\ndef test_it(tmp_path):\n    p = tmp_path / 'f.py'\n    p.write_text('x = 1\\n')\n    linecache.getline(str(p), 1)\n",
+    ),
     Case("fnmatch", "import fnmatch\ndef test_it():\n    fnmatch.fnmatch('corpus.txt', '*.corpus-fn')\n"),
-    Case("urlsplit", "from urllib.parse import urlsplit, urlparse\ndef test_it():\n    urlsplit('https://corpus.example/a?b=1')\n    urlparse('https://corpus.example/parse')\n"),
-    Case("strptime", "import time, datetime\ndef test_it():\n    time.strptime('2024-01-02', '%Y-%m-%d')\n    datetime.datetime.strptime('03/04/25', '%d/%m/%y')\n"),
-    Case("warnings_registry", "import warnings\ndef warn():\n    warnings.warn('corpus deprecation', UserWarning)\ndef test_it():\n    with warnings.catch_warnings():\n        warnings.simplefilter('ignore')\n        warn()\n"),
-    Case("get_logger_and_log", "import logging\ndef test_it():\n    logging.getLogger('corpus.clean.child').info('hello %s', 1)\n"),
+    Case(
+        "urlsplit",
+        "from urllib.parse import urlsplit, urlparse\ndef test_it():\n    urlsplit('https://corpus.example/a?b=1')\n    urlparse('https://corpus.example/parse')\n",
+    ),
+    Case(
+        "strptime",
+        "import time, datetime\ndef test_it():\n    time.strptime('2024-01-02', '%Y-%m-%d')\n    datetime.datetime.strptime('03/04/25', '%d/%m/%y')\n",
+    ),
+    Case(
+        "warnings_registry",
+        "import warnings\ndef warn():\n    warnings.warn('corpus deprecation', UserWarning)\ndef test_it():\n    with warnings.catch_warnings():\n        warnings.simplefilter('ignore')\n        warn()\n",
+    ),
+    Case(
+        "get_logger_and_log",
+        "import logging\ndef test_it():\n    logging.getLogger('corpus.clean.child').info('hello %s', 1)\n",
+    ),
     Case("lazy_stdlib_import", "def test_it():\n    import sched, graphlib\n    sched.scheduler()\n"),
-    Case("garbage_cycle", "class Node:\n    pass\ndef test_it():\n    a, b = Node(), Node()\n    a.other, b.other = b, a\n"),
-    Case("weak_value_dict", "import weakref\nclass Obj:\n    pass\nWEAK = weakref.WeakValueDictionary()\ndef test_it():\n    WEAK['k'] = Obj()\n"),
-    Case("module_fixture_first_use", "import pytest, corpusapp\n@pytest.fixture(scope='module')\ndef big():\n    return [corpusapp.Order(i) for i in range(3)]\ndef test_it(big):\n    assert len(big) == 3\n"),
-    Case("xfail_keeps_traceback", "import pytest\nclass Big:\n    pass\n@pytest.mark.xfail(strict=True)\ndef test_it():\n    local = Big()\n    assert local is None\n"),
-    Case("capsys_and_caplog", "import logging\nclass Shown:\n    pass\ndef test_it(capsys, caplog):\n    print(Shown())\n    logging.getLogger('corpus.caplog').warning('obj %s', Shown())\n    assert capsys.readouterr().out\n"),
-    Case("monkeypatch_global", "import corpusapp\nclass Fake:\n    pass\ndef test_it(monkeypatch):\n    monkeypatch.setattr(corpusapp, 'SERVICE', Fake())\n"),
-    Case("thread_joined", "import threading\ndef test_it():\n    t = threading.Thread(target=lambda: None, name='joined')\n    t.start()\n    t.join()\n"),
+    Case(
+        "garbage_cycle",
+        "class Node:\n    pass\ndef test_it():\n    a, b = Node(), Node()\n    a.other, b.other = b, a\n",
+    ),
+    Case(
+        "weak_value_dict",
+        "import weakref\nclass Obj:\n    pass\nWEAK = weakref.WeakValueDictionary()\ndef test_it():\n    WEAK['k'] = Obj()\n",
+    ),
+    Case(
+        "module_fixture_first_use",
+        "import pytest, corpusapp\n@pytest.fixture(scope='module')\ndef big():\n    return [corpusapp.Order(i) for i in range(3)]\ndef test_it(big):\n    assert len(big) == 3\n",
+    ),
+    Case(
+        "xfail_keeps_traceback",
+        "import pytest\nclass Big:\n    pass\n@pytest.mark.xfail(strict=True)\ndef test_it():\n    local = Big()\n    assert local is None\n",
+    ),
+    Case(
+        "capsys_and_caplog",
+        "import logging\nclass Shown:\n    pass\ndef test_it(capsys, caplog):\n    print(Shown())\n    logging.getLogger('corpus.caplog').warning('obj %s', Shown())\n    assert capsys.readouterr().out\n",
+    ),
+    Case(
+        "monkeypatch_global",
+        "import corpusapp\nclass Fake:\n    pass\ndef test_it(monkeypatch):\n    monkeypatch.setattr(corpusapp, 'SERVICE', Fake())\n",
+    ),
+    Case(
+        "thread_joined",
+        "import threading\ndef test_it():\n    t = threading.Thread(target=lambda: None, name='joined')\n    t.start()\n    t.join()\n",
+    ),
     Case(
         "thread_finished_not_joined",
         "import threading, time\ndef test_it():\n    done = threading.Event()\n"
@@ -718,30 +785,75 @@ CLEAN: tuple[Case, ...] = (
                 time.sleep(0.1)
         """),
     ),
-    Case("expandvars", "import os\ndef test_it():\n    os.path.expandvars('$HOME/corpus')\n    os.path.expandvars(b'$HOME/corpus')\n"),
-    Case("mock_patch_context", "from unittest import mock\nimport corpusapp\ndef test_it():\n    with mock.patch.object(corpusapp, 'SERVICE') as fake:\n        fake.history = []\n"),
-    Case("abc_register_local_class", "import collections.abc\ndef test_it():\n    class Mine:\n        pass\n    collections.abc.Sized.register(Mine)\n    assert not isinstance(Mine(), collections.abc.Hashable) or True\n"),
-    Case("dataclass_in_test", "import dataclasses\ndef test_it():\n    @dataclasses.dataclass\n    class Point:\n        x: int\n    assert Point(1) == Point(1)\n"),
-    Case("pytest_warns", "import pytest, warnings\nclass MyWarning(UserWarning):\n    pass\ndef test_it():\n    with pytest.warns(MyWarning):\n        warnings.warn('w', MyWarning)\n"),
+    Case(
+        "expandvars",
+        "import os\ndef test_it():\n    os.path.expandvars('$HOME/corpus')\n    os.path.expandvars(b'$HOME/corpus')\n",
+    ),
+    Case(
+        "mock_patch_context",
+        "from unittest import mock\nimport corpusapp\ndef test_it():\n    with mock.patch.object(corpusapp, 'SERVICE') as fake:\n        fake.history = []\n",
+    ),
+    Case(
+        "abc_register_local_class",
+        "import collections.abc\ndef test_it():\n    class Mine:\n        pass\n    collections.abc.Sized.register(Mine)\n    assert not isinstance(Mine(), collections.abc.Hashable) or True\n",
+    ),
+    Case(
+        "dataclass_in_test",
+        "import dataclasses\ndef test_it():\n    @dataclasses.dataclass\n    class Point:\n        x: int\n    assert Point(1) == Point(1)\n",
+    ),
+    Case(
+        "pytest_warns",
+        "import pytest, warnings\nclass MyWarning(UserWarning):\n    pass\ndef test_it():\n    with pytest.warns(MyWarning):\n        warnings.warn('w', MyWarning)\n",
+    ),
     Case("bounded_lru_cache", "import corpusapp\ndef test_it():\n    corpusapp.bounded_price(corpusapp.Order(4))\n"),
-    Case("added_then_removed", "import corpusapp\ndef test_it():\n    o = corpusapp.Order()\n    corpusapp.REGISTRY.append(o)\n    corpusapp.REGISTRY.remove(o)\n"),
-    Case("addfinalizer_cleanup", "import corpusapp\ndef test_it(request):\n    o = corpusapp.Order()\n    corpusapp.LISTENERS.append(o)\n    request.addfinalizer(lambda: corpusapp.LISTENERS.remove(o))\n"),
-    Case("handled_exception", "class Payload:\n    pass\ndef boom():\n    p = Payload()\n    raise KeyError(p)\ndef test_it():\n    try:\n        boom()\n    except KeyError:\n        pass\n"),
+    Case(
+        "added_then_removed",
+        "import corpusapp\ndef test_it():\n    o = corpusapp.Order()\n    corpusapp.REGISTRY.append(o)\n    corpusapp.REGISTRY.remove(o)\n",
+    ),
+    Case(
+        "addfinalizer_cleanup",
+        "import corpusapp\ndef test_it(request):\n    o = corpusapp.Order()\n    corpusapp.LISTENERS.append(o)\n    request.addfinalizer(lambda: corpusapp.LISTENERS.remove(o))\n",
+    ),
+    Case(
+        "handled_exception",
+        "class Payload:\n    pass\ndef boom():\n    p = Payload()\n    raise KeyError(p)\ndef test_it():\n    try:\n        boom()\n    except KeyError:\n        pass\n",
+    ),
     Case("inspect_getsource", "import inspect, corpusapp\ndef test_it():\n    inspect.getsource(corpusapp.Service)\n"),
-    Case("decimal_context", "import decimal\ndef test_it():\n    decimal.getcontext().prec = 10\n    decimal.Decimal('1.1') + decimal.Decimal('2.2')\n"),
-    Case("asyncio_run", "import asyncio\nasync def work():\n    await asyncio.sleep(0)\n    return 1\ndef test_it():\n    assert asyncio.run(work()) == 1\n"),
-    Case("tempfile_mkstemp", "import os, tempfile\ndef test_it():\n    fd, path = tempfile.mkstemp()\n    os.close(fd)\n    os.unlink(path)\n"),
-    Case("enum_in_test", "import enum\ndef test_it():\n    class Color(enum.Enum):\n        RED = 1\n    assert Color.RED.value == 1\n"),
-    Case("parametrized_objects", "import pytest, corpusapp\n@pytest.mark.parametrize('order', [corpusapp.Order(1)])\ndef test_it(order):\n    assert order.n == 1\n"),
+    Case(
+        "decimal_context",
+        "import decimal\ndef test_it():\n    decimal.getcontext().prec = 10\n    decimal.Decimal('1.1') + decimal.Decimal('2.2')\n",
+    ),
+    Case(
+        "asyncio_run",
+        "import asyncio\nasync def work():\n    await asyncio.sleep(0)\n    return 1\ndef test_it():\n    assert asyncio.run(work()) == 1\n",
+    ),
+    Case(
+        "tempfile_mkstemp",
+        "import os, tempfile\ndef test_it():\n    fd, path = tempfile.mkstemp()\n    os.close(fd)\n    os.unlink(path)\n",
+    ),
+    Case(
+        "enum_in_test",
+        "import enum\ndef test_it():\n    class Color(enum.Enum):\n        RED = 1\n    assert Color.RED.value == 1\n",
+    ),
+    Case(
+        "parametrized_objects",
+        "import pytest, corpusapp\n@pytest.mark.parametrize('order', [corpusapp.Order(1)])\ndef test_it(order):\n    assert order.n == 1\n",
+    ),
     Case("failing_test_locals", "class Big:\n    pass\ndef test_it():\n    local = Big()\n    assert local is None\n"),
-    Case("json_roundtrip", "import json\ndef test_it():\n    assert json.loads(json.dumps({'a': [1, 2]})) == {'a': [1, 2]}\n"),
+    Case(
+        "json_roundtrip",
+        "import json\ndef test_it():\n    assert json.loads(json.dumps({'a': [1, 2]})) == {'a': [1, 2]}\n",
+    ),
     Case("importlib_metadata", "import importlib.metadata\ndef test_it():\n    importlib.metadata.version('pytest')\n"),
     # a path not seen before: importlib.metadata caches a FastPath for it on a class method (3.10, 3.11)
     Case(
         "importlib_metadata_new_path",
         "import importlib.metadata, tempfile\ndef test_it():\n    assert not list(importlib.metadata.distributions(path=[tempfile.mkdtemp()]))\n",
     ),
-    Case("subprocess_run", "import subprocess, sys\ndef test_it():\n    subprocess.run([sys.executable, '-c', 'pass'], check=True)\n"),
+    Case(
+        "subprocess_run",
+        "import subprocess, sys\ndef test_it():\n    subprocess.run([sys.executable, '-c', 'pass'], check=True)\n",
+    ),
     # Look-alikes: kept once (a lazy singleton, a memo, a slot every run overwrites), kept by pytest, or cleaned up.
     Case(
         "lazy_singleton_dict",

@@ -16,7 +16,9 @@ from corpus import APP, CLEAN, EXPECTED_FAILURES, LEAKING, RETAINED_ONCE, Case
 
 def _run(pytester: pytest.Pytester, case: Case) -> tuple[pytest.RunResult, dict]:
     pytester.makepyfile(corpusapp=APP, **{f"test_{case.name}": case.source})
-    result = pytester.runpytest_subprocess("--detect-leaks", "--leaks-report=leaks.json", "-W", "ignore::DeprecationWarning")
+    result = pytester.runpytest_subprocess(
+        "--detect-leaks", "--leaks-report=leaks.json", "-W", "ignore::DeprecationWarning"
+    )
     report = json.loads((pytester.path / "leaks.json").read_text())
     return result, report
 
@@ -29,18 +31,21 @@ def _blamed(case: Case, leaks: list[dict]) -> list[str]:
 
 
 def _said(result: pytest.RunResult) -> str:
-    return "\n".join(line for line in result.stdout.lines if "held by" in line or "LEAKED" in line or "retained once" in line)
+    return "\n".join(
+        line for line in result.stdout.lines if "held by" in line or "LEAKED" in line or "retained once" in line
+    )
 
 
 #: Leaks the check is known to miss, with why (README "Known limits"). Strict: a fix makes them fail here,
 #: so that they move back to the measured cases. They count as misses in recall.
-KNOWN_MISSES = {
-}
+KNOWN_MISSES = {}
 
 
 def _params(cases: tuple[Case, ...], known: dict[str, str]) -> list[object]:
     return [
-        pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=known[c.name])] if c.name in known else [])
+        pytest.param(
+            c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=known[c.name])] if c.name in known else []
+        )
         for c in cases
     ]
 
@@ -55,7 +60,11 @@ def test_leaking_case_is_reported(pytester: pytest.Pytester, case: Case) -> None
     blamed = _blamed(case, test["leaks"])
     assert any(case.blame in text for text in blamed), f"WRONG BLAME: {case.name} wants {case.blame!r}\n{_said(result)}"
     # an object is shown with who holds it; a thread, task or process with what it is still doing
-    said = "*held by:*" if any(leak["kind"] in ("object", "tracked") for leak in test["leaks"]) else "*still running after teardown*"
+    said = (
+        "*held by:*"
+        if any(leak["kind"] in ("object", "tracked") for leak in test["leaks"])
+        else "*still running after teardown*"
+    )
     result.stdout.fnmatch_lines(["*LEAKS*", said, "*1 leaked*"])
 
 
@@ -93,12 +102,25 @@ def test_corpus_is_big_enough() -> None:
 def _repeat_run(pytester: pytest.Pytester, cases: tuple[Case, ...]) -> dict:
     """Every case in one session under ``--leaks-repeat=2``: the JSON report."""
     pytester.makepyfile(corpusapp=APP, **{f"test_{case.name}": case.source for case in cases})
-    pytester.runpytest_subprocess("--detect-leaks", "--leaks-repeat=2", "--leaks-report=leaks.json", "-p", "no:randomly", "-W", "ignore::DeprecationWarning")
+    pytester.runpytest_subprocess(
+        "--detect-leaks",
+        "--leaks-repeat=2",
+        "--leaks-report=leaks.json",
+        "-p",
+        "no:randomly",
+        "-W",
+        "ignore::DeprecationWarning",
+    )
     return json.loads((pytester.path / "leaks.json").read_text())
 
 
 def _grown(report: dict) -> set[str]:
-    return {test["nodeid"].split("::")[0][len("test_") : -len(".py")] for test in report["tests"] for leak in test["leaks"] if leak["kind"] == "growth"}
+    return {
+        test["nodeid"].split("::")[0][len("test_") : -len(".py")]
+        for test in report["tests"]
+        for leak in test["leaks"]
+        if leak["kind"] == "growth"
+    }
 
 
 def test_repeat_mode_finds_no_growth_in_the_clean_corpus(pytester: pytest.Pytester) -> None:

@@ -53,7 +53,9 @@ def test_a_setup_error_keeps_its_error_and_shows_the_leak(pytester: pytest.Pytes
     result = pytester.runpytest("--detect-leaks")
     assert result.parseoutcomes() == {"errors": 1}
     # one error, not an error and a leak: the leak is listed with the test's findings
-    result.stdout.fnmatch_lines(["*ERROR at setup of test_it*", "*RuntimeError: setup broke*", "*= LEAKS =*", "*Thing x1*"])
+    result.stdout.fnmatch_lines(
+        ["*ERROR at setup of test_it*", "*RuntimeError: setup broke*", "*= LEAKS =*", "*Thing x1*"]
+    )
     assert "LEAKED" not in result.stdout.str().split("= LEAKS =")[0]
 
 
@@ -84,7 +86,13 @@ def test_json_report_written_when_nothing_leaks(pytester: pytest.Pytester) -> No
     pytester.makepyfile("def test_ok():\n    pass\n")
     pytester.runpytest("--detect-leaks", "--leaks-report=out.json").assert_outcomes(passed=1)
     data = json.loads((pytester.path / "out.json").read_text())
-    assert data["summary"] == {"tests_checked": 1, "tests_leaking": 0, "objects_leaked": 0, "bytes_retained": 0, "tests_retaining_once": 0}
+    assert data["summary"] == {
+        "tests_checked": 1,
+        "tests_leaking": 0,
+        "objects_leaked": 0,
+        "bytes_retained": 0,
+        "tests_retaining_once": 0,
+    }
     assert data["tests"] == []
 
 
@@ -111,7 +119,9 @@ def test_trace_records_allocation_site(pytester: pytest.Pytester) -> None:
     assert test["leaks"][0]["retained_by"] == ["app", "ORDERS", "[0]"]
 
 
-def test_internal_error_is_reported_on_that_test_only(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_error_is_reported_on_that_test_only(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pytest_leakhunt import census
 
     real = census.Survivors
@@ -145,7 +155,9 @@ def test_internal_error_is_reported_on_that_test_only(pytester: pytest.Pytester,
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert set(cases) == {"test_boom", "test_fine"}
     assert cases["test_fine"].find("error") is None
-    assert "simulated census failure" in (cases["test_boom"].find("error").get("message") or "") + (cases["test_boom"].find("error").text or "")
+    assert "simulated census failure" in (cases["test_boom"].find("error").get("message") or "") + (
+        cases["test_boom"].find("error").text or ""
+    )
 
 
 def test_check_adds_no_references_to_what_it_finds(pytester: pytest.Pytester) -> None:
@@ -228,7 +240,9 @@ def test_a_class_whose_metaclass_shadows_its_module_name_is_judged_not_crashed_o
         """
     )
     result = pytester.runpytest("--detect-leaks", "-v")
-    result.stdout.fnmatch_lines(["*::test_made_and_dropped PASSED*", "*::test_made_and_kept LEAKED*", "*held by: *KEPT*"])
+    result.stdout.fnmatch_lines(
+        ["*::test_made_and_dropped PASSED*", "*::test_made_and_kept LEAKED*", "*held by: *KEPT*"]
+    )
     result.stdout.no_fnmatch_line("*Error*")
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
 
@@ -351,7 +365,9 @@ def searched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
-def test_known_leak_again_skips_the_search_for_roots_and_reports_the_same(pytester: pytest.Pytester, searched: list[str]) -> None:
+def test_known_leak_again_skips_the_search_for_roots_and_reports_the_same(
+    pytester: pytest.Pytester, searched: list[str]
+) -> None:
     pytester.makepyfile(KNOWN_HOLDER)
     result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json")
     assert result.parseoutcomes() == {"passed": 5, "leaked": 5}

@@ -67,33 +67,81 @@ def files(pytester: pytest.Pytester) -> Path:
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
-        (["--leaks-report=/proc/leaks.json"], "command line option --leaks-report: cannot write '/proc/leaks.json': cannot create files in '/proc'*"),
-        (["--leaks-report=plain.txt/leaks.json"], "command line option --leaks-report: cannot write 'plain.txt/leaks.json': '*plain.txt' is a file, not a directory"),
-        (["--leaks-report=nowhere/leaks.json"], "command line option --leaks-report: cannot write 'nowhere/leaks.json': directory '*nowhere' does not exist"),
+        (
+            ["--leaks-report=/proc/leaks.json"],
+            "command line option --leaks-report: cannot write '/proc/leaks.json': cannot create files in '/proc'*",
+        ),
+        (
+            ["--leaks-report=plain.txt/leaks.json"],
+            "command line option --leaks-report: cannot write 'plain.txt/leaks.json': '*plain.txt' is a file, not a directory",
+        ),
+        (
+            ["--leaks-report=nowhere/leaks.json"],
+            "command line option --leaks-report: cannot write 'nowhere/leaks.json': directory '*nowhere' does not exist",
+        ),
         (["--leaks-html=out"], "command line option --leaks-html: 'out' is a directory, expected a file path"),
         (["--leaks-html="], "command line option --leaks-html: expected a file path, got an empty value"),
-        (["--leaks-snapshot-dir=plain.txt"], "command line option --leaks-snapshot-dir: 'plain.txt' is a file, expected a directory"),
-        (["--leaks-snapshot-dir=plain.txt/snaps"], "command line option --leaks-snapshot-dir: cannot create directory 'plain.txt/snaps': '*plain.txt' is a file, not a directory"),
-        (["--leaks-snapshot-dir=/proc/snaps"], "command line option --leaks-snapshot-dir: cannot create directory '/proc/snaps': cannot create files in '/proc'*"),
-        (["--leaks-baseline=/proc/known.json", "--leaks-baseline-update"], "command line option --leaks-baseline: cannot write '/proc/known.json': *"),
-        (["--leaks-baseline=out", "--leaks-baseline-update"], "command line option --leaks-baseline: 'out' is a directory, expected a file path"),
+        (
+            ["--leaks-snapshot-dir=plain.txt"],
+            "command line option --leaks-snapshot-dir: 'plain.txt' is a file, expected a directory",
+        ),
+        (
+            ["--leaks-snapshot-dir=plain.txt/snaps"],
+            "command line option --leaks-snapshot-dir: cannot create directory 'plain.txt/snaps': '*plain.txt' is a file, not a directory",
+        ),
+        (
+            ["--leaks-snapshot-dir=/proc/snaps"],
+            "command line option --leaks-snapshot-dir: cannot create directory '/proc/snaps': cannot create files in '/proc'*",
+        ),
+        (
+            ["--leaks-baseline=/proc/known.json", "--leaks-baseline-update"],
+            "command line option --leaks-baseline: cannot write '/proc/known.json': *",
+        ),
+        (
+            ["--leaks-baseline=out", "--leaks-baseline-update"],
+            "command line option --leaks-baseline: 'out' is a directory, expected a file path",
+        ),
     ],
-    ids=["report-in-proc", "report-under-a-file", "report-in-a-missing-dir", "html-is-a-dir", "html-empty", "snapshots-are-a-file", "snapshots-under-a-file", "snapshots-in-proc", "baseline-update-in-proc", "baseline-update-is-a-dir"],
+    ids=[
+        "report-in-proc",
+        "report-under-a-file",
+        "report-in-a-missing-dir",
+        "html-is-a-dir",
+        "html-empty",
+        "snapshots-are-a-file",
+        "snapshots-under-a-file",
+        "snapshots-in-proc",
+        "baseline-update-in-proc",
+        "baseline-update-is-a-dir",
+    ],
 )
-def test_a_bad_output_path_is_refused_before_the_run(pytester: pytest.Pytester, files: Path, args: list[str], pattern: str) -> None:
+def test_a_bad_output_path_is_refused_before_the_run(
+    pytester: pytest.Pytester, files: Path, args: list[str], pattern: str
+) -> None:
     refused(pytester.runpytest("--detect-leaks", *args), pattern)
 
 
 @pytest.mark.parametrize(
     ("ini", "pattern"),
     [
-        (["leaks_baseline_update = yes"], "ini option 'leaks_baseline_update' in *tox.ini: needs --leaks-baseline=FILE*"),
-        (["leaks_snapshot_dir = plain.txt"], "ini option 'leaks_snapshot_dir' in *tox.ini: 'plain.txt' is a file, expected a directory"),
-        (["leaks_baseline = known.json", "leaks_report = known.json"], "ini option 'leaks_report' in *tox.ini: 'known.json' is the same file as ini option 'leaks_baseline' in *"),
+        (
+            ["leaks_baseline_update = yes"],
+            "ini option 'leaks_baseline_update' in *tox.ini: needs --leaks-baseline=FILE*",
+        ),
+        (
+            ["leaks_snapshot_dir = plain.txt"],
+            "ini option 'leaks_snapshot_dir' in *tox.ini: 'plain.txt' is a file, expected a directory",
+        ),
+        (
+            ["leaks_baseline = known.json", "leaks_report = known.json"],
+            "ini option 'leaks_report' in *tox.ini: 'known.json' is the same file as ini option 'leaks_baseline' in *",
+        ),
     ],
     ids=["update-alone", "snapshots-are-a-file", "report-is-the-baseline"],
 )
-def test_an_ini_value_is_blamed_on_the_ini_file(pytester: pytest.Pytester, files: Path, ini: list[str], pattern: str) -> None:
+def test_an_ini_value_is_blamed_on_the_ini_file(
+    pytester: pytest.Pytester, files: Path, ini: list[str], pattern: str
+) -> None:
     (files / "known.json").write_text(BASELINE)
     write_ini(pytester, *ini)
     refused(pytester.runpytest("--detect-leaks"), pattern)
@@ -102,14 +150,28 @@ def test_an_ini_value_is_blamed_on_the_ini_file(pytester: pytest.Pytester, files
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
-        (["--leaks-baseline=known.json", "--leaks-report=known.json"], "command line option --leaks-report: 'known.json' is the same file as command line option --leaks-baseline ('known.json')*"),
-        (["--leaks-baseline=known.json", "--leaks-baseline-update", "--leaks-html=out/../known.json"], "command line option --leaks-html: 'out/../known.json' is the same file as command line option --leaks-baseline*"),
-        (["--leaks-report=page.html", "--leaks-html=page.html"], "command line option --leaks-html: 'page.html' is the same file as command line option --leaks-report*"),
-        (["--leaks-report=snaps", "--leaks-snapshot-dir=snaps"], "command line option --leaks-snapshot-dir: 'snaps' is the same file as command line option --leaks-report*"),
+        (
+            ["--leaks-baseline=known.json", "--leaks-report=known.json"],
+            "command line option --leaks-report: 'known.json' is the same file as command line option --leaks-baseline ('known.json')*",
+        ),
+        (
+            ["--leaks-baseline=known.json", "--leaks-baseline-update", "--leaks-html=out/../known.json"],
+            "command line option --leaks-html: 'out/../known.json' is the same file as command line option --leaks-baseline*",
+        ),
+        (
+            ["--leaks-report=page.html", "--leaks-html=page.html"],
+            "command line option --leaks-html: 'page.html' is the same file as command line option --leaks-report*",
+        ),
+        (
+            ["--leaks-report=snaps", "--leaks-snapshot-dir=snaps"],
+            "command line option --leaks-snapshot-dir: 'snaps' is the same file as command line option --leaks-report*",
+        ),
     ],
     ids=["report-is-the-baseline", "html-is-the-updated-baseline", "html-is-the-report", "snapshots-are-the-report"],
 )
-def test_two_outputs_on_one_file_are_refused_and_the_file_kept(pytester: pytest.Pytester, files: Path, args: list[str], pattern: str) -> None:
+def test_two_outputs_on_one_file_are_refused_and_the_file_kept(
+    pytester: pytest.Pytester, files: Path, args: list[str], pattern: str
+) -> None:
     (files / "known.json").write_text(BASELINE)
     refused(pytester.runpytest("--detect-leaks", *args), pattern)
     assert (files / "known.json").read_text() == BASELINE
@@ -120,7 +182,10 @@ def test_two_outputs_on_one_file_are_refused_and_the_file_kept(pytester: pytest.
 
 def test_a_missing_baseline_says_how_to_make_one(pytester: pytest.Pytester, files: Path) -> None:
     result = pytester.runpytest("--detect-leaks", "--leaks-baseline=known.json")
-    refused(result, "command line option --leaks-baseline: baseline file 'known.json' does not exist; create it with --leaks-baseline-update*")
+    refused(
+        result,
+        "command line option --leaks-baseline: baseline file 'known.json' does not exist; create it with --leaks-baseline-update*",
+    )
 
 
 @pytest.mark.parametrize("update", [False, True], ids=["read", "update"])
@@ -136,19 +201,41 @@ def test_a_missing_baseline_says_how_to_make_one(pytester: pytest.Pytester, file
         ('{"version": 1}', 'it has no "leaks" list'),
         ('{"version": 1, "leaks": {}}', 'its "leaks" is an object, not a list'),
         ('{"version": 1, "leaks": ["3f2a"]}', 'entry 1 of "leaks" is the string "3f2a", not an object'),
-        ('{"version": 1, "leaks": [{"fingerprint": 5}]}', 'entry 1 of "leaks" has the number 5 as its "fingerprint", expected a non-empty string'),
-        ('{"version": 1, "leaks": [{"nodeid": "t.py::t"}]}', 'entry 1 of "leaks" has no "fingerprint", expected a non-empty string'),
+        (
+            '{"version": 1, "leaks": [{"fingerprint": 5}]}',
+            'entry 1 of "leaks" has the number 5 as its "fingerprint", expected a non-empty string',
+        ),
+        (
+            '{"version": 1, "leaks": [{"nodeid": "t.py::t"}]}',
+            'entry 1 of "leaks" has no "fingerprint", expected a non-empty string',
+        ),
     ],
-    ids=["not-json", "empty", "a-list", "no-version", "version-2", "version-string", "no-leaks", "leaks-an-object", "entry-a-string", "fingerprint-a-number", "no-fingerprint"],
+    ids=[
+        "not-json",
+        "empty",
+        "a-list",
+        "no-version",
+        "version-2",
+        "version-string",
+        "no-leaks",
+        "leaks-an-object",
+        "entry-a-string",
+        "fingerprint-a-number",
+        "no-fingerprint",
+    ],
 )
 def test_a_malformed_baseline_is_refused_in_words_and_never_overwritten(
     pytester: pytest.Pytester, files: Path, content: str, problem: str, update: bool
 ) -> None:
     (files / "known.json").write_text(content)
-    result = pytester.runpytest("--detect-leaks", "--leaks-baseline=known.json", *(["--leaks-baseline-update"] if update else []))
+    result = pytester.runpytest(
+        "--detect-leaks", "--leaks-baseline=known.json", *(["--leaks-baseline-update"] if update else [])
+    )
     keep = "; --leaks-baseline-update does not replace it: fix or delete it first" if update else ""
     shape = '; expected {"version": 1, "leaks": [{"fingerprint": "...", *}'
-    refused(result, f"command line option --leaks-baseline: 'known.json' is not a leak baseline: {problem}{keep}{shape}")
+    refused(
+        result, f"command line option --leaks-baseline: 'known.json' is not a leak baseline: {problem}{keep}{shape}"
+    )
     assert not any(word in result.stderr.str() for word in ("KeyError", "TypeError", "indices", "Errno"))
     assert (files / "known.json").read_text() == content
 
@@ -157,7 +244,9 @@ def test_a_malformed_baseline_is_refused_in_words_and_never_overwritten(
 
 
 @pytest.mark.parametrize(("option", "label"), [("--leaks-report", "JSON report"), ("--leaks-html", "HTML report")])
-def test_a_full_disk_costs_no_verdict_and_no_summary(pytester: pytest.Pytester, files: Path, option: str, label: str) -> None:
+def test_a_full_disk_costs_no_verdict_and_no_summary(
+    pytester: pytest.Pytester, files: Path, option: str, label: str
+) -> None:
     result = pytester.runpytest("--detect-leaks", f"{option}=/dev/full")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     reported(result, f"leakhunt: error: could not write the {label} '/dev/full': No space left on device")
@@ -167,45 +256,65 @@ def test_a_clean_run_that_could_not_write_its_report_does_not_pass(pytester: pyt
     pytester.makepyfile("def test_clean():\n    pass\n")
     result = pytester.runpytest("--detect-leaks", "--leaks-report=/dev/full")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["leakhunt: error: could not write the JSON report '/dev/full': No space left on device", "*1 passed*"])
+    result.stdout.fnmatch_lines(
+        ["leakhunt: error: could not write the JSON report '/dev/full': No space left on device", "*1 passed*"]
+    )
 
 
 def test_report_and_baseline_directories_removed_during_the_run(pytester: pytest.Pytester, files: Path) -> None:
     pytester.makepyfile(test_a_remove="import shutil\ndef test_remove():\n    shutil.rmtree('out')\n")
     result = pytester.runpytest("--detect-leaks", "--leaks-report=out/leaks.json", "-p", "no:randomly")
-    result.stdout.fnmatch_lines(["leakhunt: error: could not write the JSON report 'out/leaks.json': No such file or directory"])
+    result.stdout.fnmatch_lines(
+        ["leakhunt: error: could not write the JSON report 'out/leaks.json': No such file or directory"]
+    )
     assert "Traceback" not in result.stdout.str() and result.parseoutcomes() == {"passed": 3, "leaked": 1}
 
     (files / "out").mkdir()
     result = pytester.runpytest("--detect-leaks", "--leaks-baseline=out/known.json", "--leaks-baseline-update")
-    result.stdout.fnmatch_lines(["leakhunt: error: could not write the baseline 'out/known.json': No such file or directory"])
+    result.stdout.fnmatch_lines(
+        ["leakhunt: error: could not write the baseline 'out/known.json': No such file or directory"]
+    )
     assert "wrote" not in result.stdout.str() and result.ret == pytest.ExitCode.TESTS_FAILED
 
 
-def test_a_snapshot_dir_lost_during_the_run_is_one_warning_not_a_lost_verdict(pytester: pytest.Pytester, files: Path) -> None:
+def test_a_snapshot_dir_lost_during_the_run_is_one_warning_not_a_lost_verdict(
+    pytester: pytest.Pytester, files: Path
+) -> None:
     (files / "snaps").mkdir()
-    pytester.makepyfile(test_a_break="import os, shutil\ndef test_break():\n    shutil.rmtree('snaps')\n    open('snaps', 'w').close()\n")
+    pytester.makepyfile(
+        test_a_break="import os, shutil\ndef test_break():\n    shutil.rmtree('snaps')\n    open('snaps', 'w').close()\n"
+    )
     result = pytester.runpytest("--detect-leaks", "--leaks-snapshot-dir=snaps")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert "Traceback" not in out and "could not check" not in out and "ERROR " not in out
     result.stdout.fnmatch_lines(
-        ["LEAKED *::test_leaks: *", "leakhunt: 3 tests checked, 1 leaking*", "leakhunt: warning: could not write the heap snapshot 'snaps/*': Not a directory: *"]
+        [
+            "LEAKED *::test_leaks: *",
+            "leakhunt: 3 tests checked, 1 leaking*",
+            "leakhunt: warning: could not write the heap snapshot 'snaps/*': Not a directory: *",
+        ]
     )
     assert result.parseoutcomes() == {"passed": 3, "leaked": 1}
 
 
 def test_a_snapshot_a_worker_could_not_write_reaches_the_summary(pytester: pytest.Pytester, files: Path) -> None:
     (files / "snaps").mkdir()
-    pytester.makepyfile(test_a_break="import os, shutil\ndef test_break():\n    shutil.rmtree('snaps')\n    open('snaps', 'w').close()\n")
+    pytester.makepyfile(
+        test_a_break="import os, shutil\ndef test_break():\n    shutil.rmtree('snaps')\n    open('snaps', 'w').close()\n"
+    )
     result = pytester.runpytest_subprocess("-p", "xdist", "-n", "1", "--detect-leaks", "--leaks-snapshot-dir=snaps")
     assert "Traceback" not in result.stdout.str() and "could not check" not in result.stdout.str()
-    result.stdout.fnmatch_lines(["LEAKED *::test_leaks: *", "leakhunt: warning: could not write the heap snapshot *: Not a directory*"])
+    result.stdout.fnmatch_lines(
+        ["LEAKED *::test_leaks: *", "leakhunt: warning: could not write the heap snapshot *: Not a directory*"]
+    )
 
 
 def test_a_write_that_fails_halfway_leaves_the_old_report_whole(pytester: pytest.Pytester, files: Path) -> None:
     """The disk fills after the data went out but before it is on disk: the old report stays, no temporary file."""
-    pytester.makeconftest("import errno, os\ndef _full(fd):\n    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\nos.fsync = _full\n")
+    pytester.makeconftest(
+        "import errno, os\ndef _full(fd):\n    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\nos.fsync = _full\n"
+    )
     (files / "out" / "leaks.json").write_text("old report\n")
     result = pytester.runpytest_subprocess("--detect-leaks", "--leaks-report=out/leaks.json")
     reported(result, "leakhunt: error: could not write the JSON report 'out/leaks.json': No space left on device")
@@ -241,7 +350,10 @@ def test_an_interrupted_run_changes_no_file(pytester: pytest.Pytester, source: s
         pytester.makeconftest(conftest)
     pytester.makepyfile(test_shop=LEAKS_THEN_INTERRUPTED.format(test=test))
     (pytester.path / "snaps").mkdir()
-    before = {name: f"old {name}\n".encode() for name in ("leaks.json", "page.html", "snaps/test_shop.py_test_leaks.heapsnapshot")}
+    before = {
+        name: f"old {name}\n".encode()
+        for name in ("leaks.json", "page.html", "snaps/test_shop.py_test_leaks.heapsnapshot")
+    }
     for name, data in before.items():
         (pytester.path / name).write_bytes(data)
     args = ["--detect-leaks", "--leaks-report=leaks.json", "--leaks-html=page.html", "--leaks-snapshot-dir=snaps"]
@@ -291,20 +403,34 @@ def test_a_completed_run_replaces_old_files_whole(pytester: pytest.Pytester, fil
 @pytest.mark.parametrize(
     ("before", "after", "message"),
     [
-        ("missing.heapsnapshot", "good.heapsnapshot", "cannot read the before snapshot 'missing.heapsnapshot': No such file or directory"),
+        (
+            "missing.heapsnapshot",
+            "good.heapsnapshot",
+            "cannot read the before snapshot 'missing.heapsnapshot': No such file or directory",
+        ),
         ("good.heapsnapshot", "out", "cannot read the after snapshot 'out': Is a directory"),
-        ("good.heapsnapshot", "list.json", "the after snapshot 'list.json' cannot be compared: it is JSON but not a V8 heap snapshot*"),
+        (
+            "good.heapsnapshot",
+            "list.json",
+            "the after snapshot 'list.json' cannot be compared: it is JSON but not a V8 heap snapshot*",
+        ),
         ("plain.txt", "good.heapsnapshot", "the before snapshot 'plain.txt' cannot be compared: it is not JSON*"),
     ],
     ids=["before-missing", "after-a-dir", "after-a-list", "before-not-json"],
 )
-def test_compare_says_which_file_failed_and_why(pytester: pytest.Pytester, files: Path, before: str, after: str, message: str) -> None:
+def test_compare_says_which_file_failed_and_why(
+    pytester: pytest.Pytester, files: Path, before: str, after: str, message: str
+) -> None:
     from pytest_leakhunt.heapsnapshot import Snapshot
 
     Snapshot().write(str(files / "good.heapsnapshot"))
     (files / "list.json").write_text("[1, 2]\n")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest_leakhunt", "compare", before, after], cwd=files, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "pytest_leakhunt", "compare", before, after],
+        cwd=files,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr

@@ -63,7 +63,9 @@ def test_compare_lists_the_types_that_grew(tmp_path: Path) -> None:
     assert (f"{__name__}.Kept", 500) in [(name, count) for name, count, _ in rows]
     out = subprocess.run(
         [sys.executable, "-m", "pytest_leakhunt", "compare", before, after, "--top", "5"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert f"{__name__}.Kept" in out and "+500" in out
 
@@ -101,7 +103,10 @@ def test_memlab_reads_the_snapshot_and_finds_the_leak_with_its_retainers(pyteste
     (snap,) = (pytester.path / "snaps").iterdir()
     out = subprocess.run(
         [node, str(ROOT / "tests" / "memlab_check.js"), str(snap), "test_shop.Order"],
-        capture_output=True, text=True, env={**os.environ, "NODE_PATH": str(MEMLAB)}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NODE_PATH": str(MEMLAB)},
+        timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "PATH test_shop.Order <- list[0] <- dict[history] <- class test_shop.Service[dict]" in out.stdout

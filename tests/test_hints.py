@@ -22,7 +22,10 @@ def _leak(type_: str = "shop.Order", path: tuple[str, ...] = ("shop", "HISTORY",
         (_leak(path=("shop.audit", "log", "handlers", "[0]")), "a handler or filter added to a logger*"),
         (_leak(path=("shop.events", "bus", "_listeners", "[0]")), "a listener registered on a long-lived object*"),
         (_leak(type_="unittest.mock.MagicMock"), "a mock.patch started with .start()*"),
-        (_leak(type_="shop.errors.PaymentError", path=("shop", "LAST_ERROR")), "a stored exception keeps its traceback*"),
+        (
+            _leak(type_="shop.errors.PaymentError", path=("shop", "LAST_ERROR")),
+            "a stored exception keeps its traceback*",
+        ),
         (_leak(path=("<held outside Python objects: atexit>",)), "atexit.register keeps the callback*"),
         (_leak(type_="threading.Thread", kind="thread", name="beat"), "join the thread in teardown*"),
     ],
@@ -66,7 +69,10 @@ LEGACY = """
 def test_same_leak_in_several_tests_has_one_fingerprint_and_a_hint_in_the_report(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_legacy=LEGACY)
     pytester.runpytest_subprocess("--detect-leaks", "--leaks-report=leaks.json")
-    tests = {t["nodeid"].split("::")[1]: t["leaks"][0] for t in json.loads((pytester.path / "leaks.json").read_text())["tests"]}
+    tests = {
+        t["nodeid"].split("::")[1]: t["leaks"][0]
+        for t in json.loads((pytester.path / "leaks.json").read_text())["tests"]
+    }
     assert tests["test_history_one"]["fingerprint"] == tests["test_history_two"]["fingerprint"]
     assert tests["test_cache"]["fingerprint"] != tests["test_history_one"]["fingerprint"]
 
@@ -111,14 +117,24 @@ def test_unreadable_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None
     (pytester.path / "known.json").write_text("not json")
     result = pytester.runpytest("--detect-leaks", "--leaks-baseline=known.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*command line option --leaks-baseline: 'known.json' is not a leak baseline: it is not JSON*"])
+    result.stderr.fnmatch_lines(
+        ["*command line option --leaks-baseline: 'known.json' is not a leak baseline: it is not JSON*"]
+    )
 
 
 def test_random_parts_of_names_do_not_change_the_fingerprint() -> None:
     # a logging library that names a class per instance with a uuid4 (structlog's WrappedDict-<uuid>)
-    first = Leak(type="structlog.threadlocal.WrappedDict-3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718", count=1,
-                 shallow_bytes=0, retained_bytes=0, retained_by=("app", "CONTEXTS", "[0]"))
-    again = dataclasses.replace(first, type="structlog.threadlocal.WrappedDict-9e8d7c6b-5a4f-4e3d-b2c1-a0f9e8d7c6b5",
-                                retained_by=("app", "CONTEXTS", "[7]"))
+    first = Leak(
+        type="structlog.threadlocal.WrappedDict-3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718",
+        count=1,
+        shallow_bytes=0,
+        retained_bytes=0,
+        retained_by=("app", "CONTEXTS", "[0]"),
+    )
+    again = dataclasses.replace(
+        first,
+        type="structlog.threadlocal.WrappedDict-9e8d7c6b-5a4f-4e3d-b2c1-a0f9e8d7c6b5",
+        retained_by=("app", "CONTEXTS", "[7]"),
+    )
     other = dataclasses.replace(first, retained_by=("app", "OTHERS", "[0]"))
     assert fingerprint(first) == fingerprint(again) != fingerprint(other)

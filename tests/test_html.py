@@ -28,19 +28,27 @@ LEAKY = """
         Order()
 """
 
-ORDER = Leak(type="shop.Order", count=1, shallow_bytes=56, retained_bytes=120, retained_by=("shop", "Service", "history", "[0]"))
+ORDER = Leak(
+    type="shop.Order", count=1, shallow_bytes=56, retained_bytes=120, retained_by=("shop", "Service", "history", "[0]")
+)
 
 
 def test_dot_draws_the_chain_from_module_to_type() -> None:
     dot = graph.to_dot(ORDER)
     assert dot.startswith("digraph retainers {")
     assert [line.split("label=")[1].split(",")[0].rstrip("];") for line in dot.splitlines() if "label=" in line] == [
-        '"shop"', '"Service"', '"history"', '"[0]"', '"shop.Order x1"'
+        '"shop"',
+        '"Service"',
+        '"history"',
+        '"[0]"',
+        '"shop.Order x1"',
     ]
     assert "n3 -> n4;" in dot
 
 
-def test_without_graphviz_the_page_says_so_in_one_line(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_graphviz_the_page_says_so_in_one_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(graph.shutil, "which", lambda name: None)
     assert graph.to_svg(ORDER) is None
     pytester.makepyfile(test_shop=LEAKY)
@@ -81,5 +89,7 @@ def test_html_report_in_headless_chromium(pytester: pytest.Pytester) -> None:
     assert re.search(r"<b>2</b>\s*tests leaking", dom)
     assert "test_shop.Order x1 held by test_shop.Service.history[0]" in dom
     shot = pytester.path / "shot.png"
-    subprocess.run([*args, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [*args, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()], capture_output=True, timeout=120
+    )
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000

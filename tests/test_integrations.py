@@ -46,7 +46,9 @@ def _leaked_ids(data: dict[str, object]) -> list[str]:
 
 def test_xdist_merges_every_workers_leaks_into_one_summary_and_report(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(**TWO_MODULES)
-    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadscope", "--detect-leaks", "--leaks-report=leaks.json")
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dist", "loadscope", "--detect-leaks", "--leaks-report=leaks.json"
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert result.parseoutcomes() == {"passed": 5, "leaked": 2}
     # each leaking test really ran on its own worker
@@ -95,7 +97,9 @@ def test_a_read_in_progress_on_another_thread_is_not_retained(pytester: pytest.P
         "def pump():\n    stream = os.fdopen(READ, 'rb')\n    while stream.read(4):\n        pass\n"
         "threading.Thread(target=pump, daemon=True).start()\n"
     )
-    pytester.makepyfile("import os, time, conftest\ndef test_sends():\n    os.write(conftest.WRITE, b'12345678')\n    time.sleep(0.1)\n")
+    pytester.makepyfile(
+        "import os, time, conftest\ndef test_sends():\n    os.write(conftest.WRITE, b'12345678')\n    time.sleep(0.1)\n"
+    )
     result = pytester.runpytest_subprocess("--detect-leaks")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["leakhunt: 1 test checked, 0 leaking, 0 objects leaked, 0 B retained"])
@@ -154,7 +158,9 @@ def test_pytest_asyncio_tests_and_fixtures(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(ASYNC_TESTS)
     result = pytester.runpytest_subprocess("--detect-leaks")
     assert result.parseoutcomes() == {"passed": 3, "leaked": 1}
-    result.stdout.fnmatch_lines(["LEAKED *::test_async_leaks: test_pytest_asyncio_tests_and_fixtures.Session x1 held by *HELD[[]0[]]"])
+    result.stdout.fnmatch_lines(
+        ["LEAKED *::test_async_leaks: test_pytest_asyncio_tests_and_fixtures.Session x1 held by *HELD[[]0[]]"]
+    )
 
 
 RANDOM_ORDER = """
@@ -185,14 +191,21 @@ def test_pytest_randomly_order_does_not_change_verdicts(pytester: pytest.Pyteste
     pytester.makepyfile(RANDOM_ORDER)
     verdicts = []
     for seed in (1, 2, 3):
-        result = pytester.runpytest_subprocess("-p", "randomly", f"--randomly-seed={seed}", "--detect-leaks", f"--leaks-report=seed{seed}.json")
+        result = pytester.runpytest_subprocess(
+            "-p", "randomly", f"--randomly-seed={seed}", "--detect-leaks", f"--leaks-report=seed{seed}.json"
+        )
         result.stdout.fnmatch_lines([f"Using --randomly-seed={seed}"])
         assert result.parseoutcomes() == {"passed": 5, "leaked": 2}
         verdicts.append(_leaked_ids(json.loads((pytester.path / f"seed{seed}.json").read_text())))
-    assert verdicts[0] == verdicts[1] == verdicts[2] == [
-        "test_pytest_randomly_order_does_not_change_verdicts.py::test_four_leaks",
-        "test_pytest_randomly_order_does_not_change_verdicts.py::test_one_leaks",
-    ]
+    assert (
+        verdicts[0]
+        == verdicts[1]
+        == verdicts[2]
+        == [
+            "test_pytest_randomly_order_does_not_change_verdicts.py::test_four_leaks",
+            "test_pytest_randomly_order_does_not_change_verdicts.py::test_one_leaks",
+        ]
+    )
 
 
 def test_pytest_rerunfailures_reports_a_rerun_leak_once(pytester: pytest.Pytester) -> None:
@@ -242,5 +255,6 @@ def test_unittest_testcases(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("--detect-leaks")
     assert result.parseoutcomes() == {"passed": 2, "failed": 1, "leaked": 1}
-    result.stdout.fnmatch_lines(["LEAKED *::TestThings::test_leaks: test_unittest_testcases.Resource x1 held by *HELD[[]0[]]"])
-
+    result.stdout.fnmatch_lines(
+        ["LEAKED *::TestThings::test_leaks: test_unittest_testcases.Resource x1 held by *HELD[[]0[]]"]
+    )

@@ -25,7 +25,9 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
 
 def test_markers_are_registered_with_signatures(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.no_leaks(*, ignore_types=(), repeat=None):*", "@pytest.mark.allow_leaks(reason=''):*"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.no_leaks(*, ignore_types=(), repeat=None):*", "@pytest.mark.allow_leaks(reason=''):*"]
+    )
 
 
 def test_markers_pass_strict_markers(pytester: pytest.Pytester) -> None:
@@ -84,8 +86,14 @@ def test_cli_wins_over_ini(pytester: pytest.Pytester) -> None:
     ("ini", "message"),
     [
         ("detect_leaks = maybe", "*ini option 'detect_leaks' in *tox.ini: expected true or false, got 'maybe'*"),
-        ("leaks_trace_depth = deep", "*ini option 'leaks_trace_depth' in *tox.ini: expected a whole number of frames, got 'deep'*"),
-        ("leaks_trace_depth = 0", "*ini option 'leaks_trace_depth' in *tox.ini: frames must be between 1 and 100, got 0*"),
+        (
+            "leaks_trace_depth = deep",
+            "*ini option 'leaks_trace_depth' in *tox.ini: expected a whole number of frames, got 'deep'*",
+        ),
+        (
+            "leaks_trace_depth = 0",
+            "*ini option 'leaks_trace_depth' in *tox.ini: frames must be between 1 and 100, got 0*",
+        ),
     ],
 )
 def test_bad_ini_value_is_a_usage_error_naming_the_ini(pytester: pytest.Pytester, ini: str, message: str) -> None:
@@ -100,14 +108,18 @@ def test_bad_cli_value_names_the_option(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(LEAKY)
     result = pytester.runpytest("--leaks-trace-depth=lots")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*command line option --leaks-trace-depth: expected a whole number of frames, got 'lots'*"])
+    result.stderr.fnmatch_lines(
+        ["*command line option --leaks-trace-depth: expected a whole number of frames, got 'lots'*"]
+    )
 
 
 def test_unwritable_report_path_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(LEAKY)
     result = pytester.runpytest("--detect-leaks", "--leaks-report=no/such/dir/leaks.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*command line option --leaks-report: cannot write 'no/such/dir/leaks.json': directory * does not exist*"])
+    result.stderr.fnmatch_lines(
+        ["*command line option --leaks-report: cannot write 'no/such/dir/leaks.json': directory * does not exist*"]
+    )
 
 
 def test_report_path_that_is_a_directory_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -122,10 +134,16 @@ def test_report_path_that_is_a_directory_is_a_usage_error(pytester: pytest.Pytes
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ("no_leaks(ignore=['x'])", "*test_it: bad arguments to @pytest.mark.no_leaks: *unexpected keyword argument 'ignore'*expected no_leaks(*, ignore_types=(), repeat=None)*"),
+        (
+            "no_leaks(ignore=['x'])",
+            "*test_it: bad arguments to @pytest.mark.no_leaks: *unexpected keyword argument 'ignore'*expected no_leaks(*, ignore_types=(), repeat=None)*",
+        ),
         ("no_leaks('x')", "*test_it: bad arguments to @pytest.mark.no_leaks: *positional argument*"),
         ("no_leaks(ignore_types=[3])", "*ignore_types entries must be types or qualified names, got 3*"),
-        ("allow_leaks(reason=3)", "*test_it: bad arguments to @pytest.mark.allow_leaks: reason must be a string, got 3*"),
+        (
+            "allow_leaks(reason=3)",
+            "*test_it: bad arguments to @pytest.mark.allow_leaks: reason must be a string, got 3*",
+        ),
     ],
 )
 def test_bad_marker_arguments_are_a_usage_error(pytester: pytest.Pytester, marker: str, message: str) -> None:

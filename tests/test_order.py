@@ -98,7 +98,9 @@ def test_a_test_that_logs_into_an_earlier_leaked_handler_is_not_blamed(suite: py
 
 
 def test_a_baseline_recorded_once_holds_in_every_order(suite: pytest.Pytester) -> None:
-    suite.runpytest_subprocess("--detect-leaks", "--leaks-baseline=base.json", "--leaks-baseline-update", "-p", "no:randomly")
+    suite.runpytest_subprocess(
+        "--detect-leaks", "--leaks-baseline=base.json", "--leaks-baseline-update", "-p", "no:randomly"
+    )
     for seed in (1, 2, 3, 4, 5, 6):
         result = suite.runpytest_subprocess("--detect-leaks", "--leaks-baseline=base.json", f"--randomly-seed={seed}")
         assert result.ret == pytest.ExitCode.OK, result.stdout.str()

@@ -41,7 +41,16 @@ def examples(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def _run(examples: pytest.Pytester, *args: str) -> pytest.RunResult:
     return examples.runpytest_subprocess(
-        "--detect-leaks", "-p", "no:randomly", "-p", "no:asyncio", "-p", "no:rerunfailures", "-p", "no:cacheprovider", *args
+        "--detect-leaks",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:asyncio",
+        "-p",
+        "no:rerunfailures",
+        "-p",
+        "no:cacheprovider",
+        *args,
     )
 
 
@@ -66,4 +75,6 @@ def test_readme_json_report_is_what_the_examples_write(examples: pytest.Pytester
     (test,) = shown["tests"]
     (same,) = [t for t in real["tests"] if t["nodeid"] == test["nodeid"]]
     for leak, real_leak in zip(test["leaks"], same["leaks"], strict=True):
-        assert {k: v for k, v in leak.items() if k not in sized} == {k: v for k, v in real_leak.items() if k not in sized}
+        assert {k: v for k, v in leak.items() if k not in sized} == {
+            k: v for k, v in real_leak.items() if k not in sized
+        }

@@ -263,7 +263,12 @@ def test_marker_asks_for_repeats_without_the_flag(pytester: pytest.Pytester) -> 
     )
     result = pytester.runpytest_subprocess()
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
-    result.stdout.fnmatch_lines(["*grows on every run: +1 untracked value, +9.8 KiB per run (2 runs after the real one)*", "LEAKED *::test_it: *"])
+    result.stdout.fnmatch_lines(
+        [
+            "*grows on every run: +1 untracked value, +9.8 KiB per run (2 runs after the real one)*",
+            "LEAKED *::test_it: *",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -284,4 +289,6 @@ def test_bad_marker_repeat_names_the_test(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("import pytest\n@pytest.mark.no_leaks(repeat='x')\ndef test_it():\n    pass\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_it: bad arguments to @pytest.mark.no_leaks: repeat must be a whole number of runs*"])
+    result.stderr.fnmatch_lines(
+        ["*test_it: bad arguments to @pytest.mark.no_leaks: repeat must be a whole number of runs*"]
+    )

@@ -76,7 +76,13 @@ def test_json_roundtrip_and_schema() -> None:
     totals.record(result.nodeid, result)
     data = json.loads(json.dumps(to_json(totals, "9.0.0")))
     assert set(data) == {"version", "python", "pytest", "summary", "tests", "retained_once"}
-    assert data["summary"] == {"tests_checked": 2, "tests_leaking": 1, "objects_leaked": 2, "bytes_retained": 2400, "tests_retaining_once": 0}
+    assert data["summary"] == {
+        "tests_checked": 2,
+        "tests_leaking": 1,
+        "objects_leaked": 2,
+        "bytes_retained": 2400,
+        "tests_retaining_once": 0,
+    }
     (test,) = data["tests"]
     assert test["leaks"][0] == {
         "type": "shop.orders.Order",
@@ -119,7 +125,12 @@ def test_human_bytes() -> None:
 
 def test_summary_names_the_tests_after_which_memory_grew_most() -> None:
     totals = RunTotals(checked={"a.py::test_a"})
-    totals.memory = {"a.py::t1": (100, 0), "a.py::t2": (5 * 1024 * 1024, 4 * 1024 * 1024), "a.py::t3": (90, -10), "a.py::t4": (2048 + 100, 2048)}
+    totals.memory = {
+        "a.py::t1": (100, 0),
+        "a.py::t2": (5 * 1024 * 1024, 4 * 1024 * 1024),
+        "a.py::t3": (90, -10),
+        "a.py::t4": (2048 + 100, 2048),
+    }
     assert render_summary(totals)[0] == "leakhunt: memory grew most after: a.py::t2 (+4.0 MiB), a.py::t4 (+2.0 KiB)"
     data = to_json(totals, "9.0.0")
     assert data["memory"][1] == {"nodeid": "a.py::t2", "rss_bytes": 5 * 1024 * 1024, "growth_bytes": 4 * 1024 * 1024}

@@ -79,7 +79,9 @@ def test_pending_asyncio_task(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--detect-leaks")
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
     result.stdout.fnmatch_lines(
-        ["LEAKED *::test_task_left_pending: asyncio task 'orphan' still pending after teardown (_asyncio.Task, coroutine forever)"]
+        [
+            "LEAKED *::test_task_left_pending: asyncio task 'orphan' still pending after teardown (_asyncio.Task, coroutine forever)"
+        ]
     )
 
 
@@ -99,7 +101,9 @@ def test_child_process_left_running(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("--detect-leaks")
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
-    result.stdout.fnmatch_lines(["1) child process pid * still running after teardown (subprocess.Popen, command *time.sleep(30)*)"])
+    result.stdout.fnmatch_lines(
+        ["1) child process pid * still running after teardown (subprocess.Popen, command *time.sleep(30)*)"]
+    )
 
 
 FDS = """
@@ -128,7 +132,9 @@ def test_descriptors_are_not_checked_by_default(pytester: pytest.Pytester) -> No
     # the descriptor is not looked at; the number kept in a module-level list is a value that grows
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
     assert "file descriptor" not in result.stdout.str()
-    result.stdout.fnmatch_lines(["1) +1 value the collector does not track*", "   held by: *.KEPT (a module-level container*"])
+    result.stdout.fnmatch_lines(
+        ["1) +1 value the collector does not track*", "   held by: *.KEPT (a module-level container*"]
+    )
 
 
 def test_resources_can_be_switched_off(pytester: pytest.Pytester) -> None:
@@ -145,7 +151,9 @@ def test_unknown_resource_kind_is_a_usage_error(pytester: pytest.Pytester) -> No
     result = pytester.runpytest("--detect-leaks", "--leaks-resources=threads,sockets")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*command line option --leaks-resources: unknown resource kind 'sockets'; expected a comma-separated list of threads, tasks, processes, fds, or all, or none*"]
+        [
+            "*command line option --leaks-resources: unknown resource kind 'sockets'; expected a comma-separated list of threads, tasks, processes, fds, or all, or none*"
+        ]
     )
 
 
@@ -162,7 +170,9 @@ def test_report_records_memory_after_each_test_and_names_the_biggest_growth(pyte
         """
     )
     result = pytester.runpytest_subprocess("--detect-leaks", "--leaks-report=leaks.json")
-    result.stdout.fnmatch_lines(["leakhunt: memory grew most after: test_report_records_memory*::test_grows (+6?.* MiB)*"])
+    result.stdout.fnmatch_lines(
+        ["leakhunt: memory grew most after: test_report_records_memory*::test_grows (+6?.* MiB)*"]
+    )
     memory = json.loads((pytester.path / "leaks.json").read_text())["memory"]
     assert [entry["nodeid"].split("::")[1] for entry in memory] == ["test_small", "test_grows", "test_after"]
     grows = memory[1]

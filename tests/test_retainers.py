@@ -106,7 +106,9 @@ def test_two_objects_kept_by_one_holder_are_both_traced(app: types.ModuleType) -
     assert [edges.describe_chain(chain)[-1] for chain in chains] == ["['first']", "['second']"]
 
 
-def test_the_likely_modules_are_indexed_first_and_the_rest_only_on_a_miss(app: types.ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_likely_modules_are_indexed_first_and_the_rest_only_on_a_miss(
+    app: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = modglobals.ModuleGlobals()
     full: list[int] = []
     real = index._add_new_modules  # noqa: SLF001 - the cost under test: indexing every module
