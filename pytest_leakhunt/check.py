@@ -17,7 +17,7 @@ import pytest
 
 from pytest_leakhunt import census, classify, growth, hints, quick, resources, roots, untracked, window
 from pytest_leakhunt.config import Settings, TestPolicy
-from pytest_leakhunt.explain import Check, Explainer, untracked_growth
+from pytest_leakhunt.explain import Check, Explainer
 from pytest_leakhunt.harness import Harness
 from pytest_leakhunt.model import CLEAN, Leak, TestLeaks
 from pytest_leakhunt.stash import FDS_KEY, TRACKER_KEY
@@ -176,7 +176,9 @@ class Checker:
             )
             found, more = self._census(check, survivors, owned)
             if self._lengths:
-                found.extend(untracked_growth(check, found, survivors, self._watch, self._lengths))
+                found.extend(
+                    untracked.untracked_growth(check.probe, check.probing, found, survivors, self._watch, self._lengths)
+                )
             if not running:
                 return found, more
             return [*resources.without_thread_waits(found, running), *running], more

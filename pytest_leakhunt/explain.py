@@ -22,9 +22,9 @@ import pytest
 from pytest_leakhunt import edges, growth, hints, modglobals, resources, retainers, sites
 from pytest_leakhunt.census import Survivors
 from pytest_leakhunt.classify import Context, is_subject, own_caches
-from pytest_leakhunt.grouping import Groups
+from pytest_leakhunt.grouping import Groups, inside_slot_dict
 from pytest_leakhunt.harness import Harness, pytest_keeps
-from pytest_leakhunt.model import UNTRACKED, Leak
+from pytest_leakhunt.model import Leak
 from pytest_leakhunt.naming import module_of, qualified_type
 from pytest_leakhunt.registries import is_bounded_cache
 from pytest_leakhunt.roots import recheck_orphans, unexplained
@@ -32,7 +32,6 @@ from pytest_leakhunt.roots import recheck_orphans, unexplained
 if TYPE_CHECKING:
     from pytest_leakhunt.config import Settings
     from pytest_leakhunt.tracker import LeakTracker
-    from pytest_leakhunt.untracked import ContainerWatch
     from pytest_leakhunt.window import HeapWindow
 
 #: At most this many retainer chains per test; each costs a walk of the heap.
@@ -265,7 +264,7 @@ class Explainer:
         if _RUNTIME_CACHE in segments:
             return None, pending[1:]  # the warnings module's per-module registry: a first-use cache
         # the object the leak is named after: the group's principal, or what a name-bound dict keeps
-        shown = _inside_slot_dict(survivors, first, segments)
+        shown = inside_slot_dict(survivors, first, segments)
         if shown is None:
             shown, shown_type = first, type_name
         else:
@@ -396,58 +395,3 @@ class Explainer:
             )
             del obj
         return leaks
-
-
-def untracked_growth(
-    check: Check, found: list[Leak], survivors: Survivors, watch: ContainerWatch, lengths: list[int]
-) -> list[Leak]:
-    """The project's module-level containers that got longer with values the census cannot see.
-
-    A container a reported leak already names is that leak. A list, set
-    or deque that got longer grows; a dict with more keys is decided by a
-    second run, like any keyed entry.
-    """
-    named = [growth.holder_root(leak.retained_by) for leak in found]
-    leaks = []
-    for grown in watch.grown(lengths, lambda: survivors.index):
-        path = f"{grown.module}.{grown.name}"
-        if any(growth.same_holder(path, other) for other in named):
-            continue
-        retention = growth.UNSETTLED if grown.keyed and not check.probing else growth.GROWS
-        leak = Leak(
-            type=UNTRACKED,
-            count=grown.added,
-            shallow_bytes=0,
-            retained_bytes=0,
-            retained_by=(grown.module, grown.name),
-            retention=retention,
-        )
-        if retention == growth.UNSETTLED:
-            check.probe.add(hints.fingerprint(leak), path, None, None, None, True)
-        leaks.append(leak)
-    return leaks
-
-
-def _inside_slot_dict(survivors: Survivors, first: int, segments: tuple[str, ...]) -> int | None:
-    """For a plain dict bound to a name (a global, an attribute) and holding new values: its newest such value.
-
-    A dict of plain values is not tracked by the collector until a container
-    goes in, so a long-lived ``CONFIG = {}`` looks new the first time a test
-    stores a list in it. What the test left is the value, not the dict:
-    naming it gives the leak its real type, and lets a second run tell a
-    value replaced under the same key from one added.
-    """
-    root = survivors.objs[first]
-    index = survivors.index
-    if type(root) is tuple and segments and segments[-1] == "cached_result" and root:
-        value = index.get(id(root[0]), -1)  # a fixture's (value, key, exception): the value
-        return value if value >= 0 else None
-    if type(root) is not dict or not segments or not _names_a_slot(segments):
-        return None
-    inside = [index[id(value)] for value in list(root.values()) if index.get(id(value), -1) >= 0]
-    return inside[-1] if inside else None
-
-
-def _names_a_slot(segments: tuple[str, ...]) -> bool:
-    """Whether a chain ends at a name: a global, an attribute, a ``threading.local``'s attributes."""
-    return segments[-1][:1].isidentifier() or "<_local>" in segments[-2:]

@@ -2,7 +2,8 @@
 
 One leak, one report: a root that another leaked root retains goes with it
 (a thread's Event with the thread), and roots that keep the same subject
-form one group, named after that subject (its principal).
+form one group, named after that subject (its principal). A plain dict bound
+to a name is named after the newest value it keeps (``inside_slot_dict``).
 """
 
 from __future__ import annotations
@@ -76,3 +77,28 @@ def _principal(survivors: Survivors, i: int, harness_codes: frozenset[int]) -> i
     """The object a leak is named after: the root, or the nearest subject it retains."""
     objs = survivors.objs
     return next((j for j in survivors.walk([i]) if is_subject(objs[j], harness_codes)), i)
+
+
+def inside_slot_dict(survivors: Survivors, first: int, segments: tuple[str, ...]) -> int | None:
+    """For a plain dict bound to a name (a global, an attribute) and holding new values: its newest such value.
+
+    A dict of plain values is not tracked by the collector until a container
+    goes in, so a long-lived ``CONFIG = {}`` looks new the first time a test
+    stores a list in it. What the test left is the value, not the dict:
+    naming it gives the leak its real type, and lets a second run tell a
+    value replaced under the same key from one added.
+    """
+    root = survivors.objs[first]
+    index = survivors.index
+    if type(root) is tuple and segments and segments[-1] == "cached_result" and root:
+        value = index.get(id(root[0]), -1)  # a fixture's (value, key, exception): the value
+        return value if value >= 0 else None
+    if type(root) is not dict or not segments or not _names_a_slot(segments):
+        return None
+    inside = [index[id(value)] for value in list(root.values()) if index.get(id(value), -1) >= 0]
+    return inside[-1] if inside else None
+
+
+def _names_a_slot(segments: tuple[str, ...]) -> bool:
+    """Whether a chain ends at a name: a global, an attribute, a ``threading.local``'s attributes."""
+    return segments[-1][:1].isidentifier() or "<_local>" in segments[-2:]

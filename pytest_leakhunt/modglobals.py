@@ -148,7 +148,12 @@ def class_attrs(cls: type) -> dict[str, Any]:
 
 
 def _resolve(module_name: str, key: str, steps: tuple[tuple[str, Any], ...]) -> list[Any] | None:
-    """The objects from the module down to the one that holds the last step's value."""
+    """The objects from the module down to the one that holds the last step's value.
+
+    One branch per kind of step the index records (a class attribute, a
+    closure cell, an instance attribute, a container item): each checks that
+    the link still holds, since programs rebind names and reuse addresses.
+    """
     module = sys.modules.get(module_name)
     namespace = getattr(module, "__dict__", None)
     if type(namespace) is not dict or key not in namespace:

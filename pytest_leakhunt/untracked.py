@@ -23,6 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_leakhunt import growth, hints
+from pytest_leakhunt.census import Survivors
+from pytest_leakhunt.model import UNTRACKED, Leak
 from pytest_leakhunt.registries import MUTABLE_CONTAINERS
 from pytest_leakhunt.sites import is_user_file
 
@@ -119,4 +122,40 @@ def _length(value: Any) -> int:
     return -1 if container is None else len(container)
 
 
-__all__ = ["ContainerWatch", "Grown"]
+def untracked_growth(
+    probe: growth.Probe,
+    probing: bool,
+    found: list[Leak],
+    survivors: Survivors,
+    watch: ContainerWatch,
+    lengths: list[int],
+) -> list[Leak]:
+    """The project's module-level containers that got longer with values the census cannot see.
+
+    A container a reported leak already names is that leak. A list, set
+    or deque that got longer grows; a dict with more keys is decided by a
+    second run, like any keyed entry (noted in *probe*, unless this is that
+    run: *probing*).
+    """
+    named = [growth.holder_root(leak.retained_by) for leak in found]
+    leaks = []
+    for grown in watch.grown(lengths, lambda: survivors.index):
+        path = f"{grown.module}.{grown.name}"
+        if any(growth.same_holder(path, other) for other in named):
+            continue
+        retention = growth.UNSETTLED if grown.keyed and not probing else growth.GROWS
+        leak = Leak(
+            type=UNTRACKED,
+            count=grown.added,
+            shallow_bytes=0,
+            retained_bytes=0,
+            retained_by=(grown.module, grown.name),
+            retention=retention,
+        )
+        if retention == growth.UNSETTLED:
+            probe.add(hints.fingerprint(leak), path, None, None, None, True)
+        leaks.append(leak)
+    return leaks
+
+
+__all__ = ["ContainerWatch", "Grown", "untracked_growth"]
