@@ -27,13 +27,13 @@ import time
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pytest
 
 from pytest_leakhunt import census, edges, retainers
 from pytest_leakhunt.classify import is_subject
-from pytest_leakhunt.harness import HarnessState, user_fixture
+from pytest_leakhunt.harness import Harness, HarnessState, user_fixture
 from pytest_leakhunt.model import Leak, TestLeaks, render_path
 from pytest_leakhunt.modglobals import ModuleGlobals
 from pytest_leakhunt.naming import module_of, qualified_type
@@ -42,8 +42,15 @@ from pytest_leakhunt.registries import is_bounded_cache, is_harness_module
 from pytest_leakhunt.untracked import ContainerWatch
 from pytest_leakhunt.window import HeapWindow
 
-if TYPE_CHECKING:
-    from pytest_leakhunt.session import LeakHunt
+
+class Session(Protocol):
+    """What repeat mode uses of the session's plugin object (``session.LeakHunt``), which registers it."""
+
+    config: pytest.Config
+    harness: Harness
+    #: inside the extra runs: the runtest hooks leave them alone
+    repeating: bool
+
 
 #: Modules whose types are builtin values, counted when program state holds them directly (a dict appended to a
 #: module list, a bound ``list.append`` subscribed to a bus, an exception kept with its traceback).
@@ -212,7 +219,7 @@ def _explained(verdict: TestLeaks | None) -> dict[str, str]:
     return paths
 
 
-def _registries(hunt: LeakHunt) -> set[int]:
+def _registries(hunt: Session) -> set[int]:
     """The runtime's registries, less the logging manager: a logger made per run is a logger that piles up."""
     known = hunt.harness.known
     known.refresh()
@@ -314,7 +321,7 @@ def with_growth(item: pytest.Item, verdict: TestLeaks | None, leak: Leak) -> Tes
 class RepeatHooks:
     """The extra runs of --leaks-repeat, registered only when some test to run asks for them."""
 
-    def __init__(self, hunt: LeakHunt) -> None:
+    def __init__(self, hunt: Session) -> None:
         self.hunt = hunt
         self._watch = ContainerWatch(str(hunt.config.rootpath))
         self.progress = Progress(hunt.config)
