@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import gc
-import re
 import statistics
 import sys
 import threading
@@ -31,14 +30,12 @@ from typing import Any, Protocol
 
 import pytest
 
-from pytest_leakhunt import census, edges, retainers
+from pytest_leakhunt import census, holders
 from pytest_leakhunt.classify import is_subject
 from pytest_leakhunt.harness import Harness, HarnessState, user_fixture
-from pytest_leakhunt.model import Leak, TestLeaks, render_path
-from pytest_leakhunt.modglobals import ModuleGlobals
+from pytest_leakhunt.model import Leak, TestLeaks
 from pytest_leakhunt.naming import module_of, qualified_type
 from pytest_leakhunt.progress import Progress
-from pytest_leakhunt.registries import is_bounded_cache, is_harness_module
 from pytest_leakhunt.untracked import ContainerWatch
 from pytest_leakhunt.window import HeapWindow
 
@@ -146,79 +143,6 @@ def growing(tallies: list[Tally]) -> tuple[dict[str, int], list[int]]:
     return kinds, containers
 
 
-class ProgramHolders:
-    """Which program state keeps the objects of a growing kind; chains found once are reused while they hold.
-
-    Holds an index of module globals (names only) and the chains found
-    without their leaked end (long-lived holders, checked link by link before
-    reuse): a leak repeated over hundreds of tests costs one heap walk.
-    """
-
-    def __init__(self) -> None:
-        self._index = ModuleGlobals()
-        self._chains = retainers.ChainCache()
-
-    def clear(self) -> None:
-        self._index.clear()
-        self._chains.clear()
-
-    def paths(self, found: list[Any], registries: set[int], fixtures: list[Any]) -> dict[str, str]:
-        """For the kinds of *found* (samples) that program state keeps, the path each hangs on (``mod.LIST[...]``).
-
-        A kind that only pytest's state keeps has no chain from a module (the
-        search never follows harness objects) and is left out: it is not the
-        test's. So is one a bounded cache or a registry of the runtime (by id
-        in *registries*) keeps: it fills up to its bound, then stops. The
-        suite's *fixtures* of broader scope are program state too. Empties *found*.
-        """
-        try:
-            cached = [self._chains.lookup(obj, qualified_type(obj)) for obj in found]
-            missing = [obj for obj, chain in zip(found, cached) if chain is None]
-            ignore = [found, missing, cached, fixtures]
-            searched = iter(
-                retainers.find_chains(missing, ignore=ignore, module_globals=self._index, live_harness=fixtures)
-                if missing
-                else []
-            )
-            chains = [chain if chain is not None else next(searched) for chain in cached]
-            cached.clear()
-            paths: dict[str, str] = {}
-            for obj, chain in zip(found, chains):
-                if _program_state(chain) and not any(_bounded(link) or id(link) in registries for link in chain):
-                    paths.setdefault(qualified_type(obj), _path(chain))
-                    self._chains.store(chain, qualified_type(obj))
-            chains.clear()
-            missing.clear()
-            return paths
-        finally:
-            found.clear()
-
-
-def _program_state(chain: list[Any]) -> bool:
-    """A chain that starts at a module of the program or at a fixture of broader scope the suite wrote."""
-    if len(chain) < 2:
-        return False
-    top = chain[0]
-    if isinstance(top, types.ModuleType):
-        return not is_harness_module(top.__name__)
-    return user_fixture(top)
-
-
-def _explained(verdict: TestLeaks | None) -> dict[str, str]:
-    """The paths the real run's check traced its growing leaks to, by leaked type (``mod.LIST[...]``).
-
-    Only what it found growing: what it listed as retained once (a bounded
-    cache filling up) goes through the search and its filters again.
-    """
-    if verdict is None:
-        return {}
-    paths: dict[str, str] = {}
-    for leak in verdict.leaks:
-        if leak.kind in ("object", "tracked") and leak.retained_by and not leak.retained_by[0].startswith("<"):
-            paths.setdefault(leak.type, _masked(leak.retained_by))
-    return paths
-
-
 def _registries(hunt: Session) -> set[int]:
     """The runtime's registries, less the logging manager: a logger made per run is a logger that piles up."""
     known = hunt.harness.known
@@ -235,21 +159,6 @@ def _user_fixtures(item: pytest.Item) -> list[Any]:
     info = getattr(item, "_fixtureinfo", None)
     defs = getattr(info, "name2fixturedefs", {}) or {}
     return [fixturedef for chain in defs.values() for fixturedef in chain if user_fixture(fixturedef)]
-
-
-def _bounded(link: Any) -> bool:
-    """An ``lru_cache`` with a maxsize or a deque with a maxlen: what it keeps is evicted, not accumulated."""
-    return is_bounded_cache(link) or (type(link) is collections.deque and link.maxlen is not None)
-
-
-def _path(chain: list[Any]) -> str:
-    """The chain as ``mod.LIST[...]``."""
-    return _masked(edges.describe_chain(chain))
-
-
-def _masked(segments: tuple[str, ...]) -> str:
-    """A path as ``mod.LIST[...]``: positions in a container change from run to run."""
-    return re.sub(r"\[\d+\]", "[...]", render_path(segments))
 
 
 def untracked_added(
@@ -325,7 +234,7 @@ class RepeatHooks:
         self.hunt = hunt
         self._watch = ContainerWatch(str(hunt.config.rootpath))
         self.progress = Progress(hunt.config)
-        self._holders = ProgramHolders()
+        self._holders = holders.ProgramHolders()
         self._runs = 0
 
     def after_real_run(
@@ -337,7 +246,7 @@ class RepeatHooks:
             progress.total = _repeated(item.session)
         progress.show()
         try:
-            leak = self.measure(item, nextitem, runs, _explained(verdict))
+            leak = self.measure(item, nextitem, runs, holders.explained(verdict))
         finally:
             progress.clear()
             progress.done += 1
