@@ -89,7 +89,7 @@ class Edge:
             return "property", self.name
         if self.kind == "index":
             return "element", self.name
-        return "internal", self.name or "__dict__"
+        return "internal", self.name
 
 
 def edge(parent: Any, child: Any, namespaces: set[int] = _NO_NAMESPACES, grandparent: Any = None) -> Edge:
@@ -100,17 +100,18 @@ def edge(parent: Any, child: Any, namespaces: set[int] = _NO_NAMESPACES, grandpa
     closures need to see the grandparent or search from the end.
     """
     if isinstance(child, dict) and _owns_dict(parent, child):
-        return Edge("structural", "")
+        # an instance's or module's __dict__; a class's is the dict behind its mappingproxy
+        return Edge("structural", "dict" if isinstance(parent, type) else "__dict__")
     if isinstance(parent, dict):
         return _dict_edge(parent, child, id(parent) in namespaces)
     if isinstance(parent, types.FunctionType) and child is parent.__closure__:
-        return Edge("structural", "")
+        return Edge("structural", "tuple")
     if isinstance(parent, SEQUENCES):
         return _sequence_edge(parent, child, grandparent)
     if isinstance(parent, (set, frozenset)):
         return Edge("member", "member")
     if isinstance(parent, types.CellType):
-        return Edge("structural", "")
+        return Edge("structural", type(child).__name__)
     if type(parent) is _LRU_TYPE:
         return Edge("internal", "lru_cache")
     if isinstance(parent, types.MethodType):
@@ -138,7 +139,7 @@ def _sequence_edge(parent: list[Any] | tuple[Any, ...] | collections.deque[Any],
         for name, cell in zip(grandparent.__code__.co_freevars, parent):
             if cell is child:
                 return Edge("closure", name)
-        return Edge("structural", "")
+        return Edge("structural", type(child).__name__)
     for i in range(len(parent) - 1, -1, -1):  # appended last, found first
         if parent[i] is child:
             return Edge("index", i)
