@@ -10,7 +10,6 @@ the survivors are dropped before the verdict leaves.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,7 +25,7 @@ from pytest_leakhunt.window import HeapWindow
 if TYPE_CHECKING:
     from pytest_leakhunt.tracker import LeakTracker
 
-_KIND_ORDER = {"object": 0, "tracked": 1, "growth": 2}
+_KIND_ORDER = {"object": 0, "tracked": 1}
 #: At most this many clean shapes are remembered: a suite has a handful (a passing test, one with output...).
 _MAX_CLEAN_SHAPES = 256
 
@@ -158,9 +157,7 @@ class Checker:
             return CLEAN
         # objects held by program state first, then what grows per run, then resources left behind
         leaks.sort(key=lambda leak: (_KIND_ORDER.get(leak.kind, 3), -leak.retained_bytes, leak.type))
-        leaks = [
-            dataclasses.replace(leak, hint=hints.hint_for(leak), fingerprint=hints.fingerprint(leak)) for leak in leaks
-        ]
+        leaks = [hints.named(leak) for leak in leaks]
         return TestLeaks(nodeid=item.nodeid, leaks=tuple(leaks), outcome="failed", more_groups=more)
 
     def _detect(self, item: pytest.Item, policy: TestPolicy) -> tuple[list[Leak], int]:

@@ -8,6 +8,7 @@ file can list it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -37,6 +38,11 @@ _KIND_HINTS = {
     "process": "wait for the process in teardown (proc.wait() or proc.communicate()), or use subprocess.run",
     "fd": "close the descriptor (os.close) or use a with block",
 }
+
+
+def named(leak: Leak) -> Leak:
+    """*leak* with its fix hint and fingerprint: the last step before a leak is reported, whichever check found it."""
+    return dataclasses.replace(leak, hint=hint_for(leak), fingerprint=fingerprint(leak))
 
 
 def hint_for(leak: Leak) -> str | None:

@@ -32,7 +32,7 @@ import pytest
 
 from pytest_leakhunt import census, holders
 from pytest_leakhunt.classify import is_subject
-from pytest_leakhunt.harness import Harness, HarnessState, user_fixture
+from pytest_leakhunt.harness import Harness, HarnessState, fixturedefs, user_fixture
 from pytest_leakhunt.model import Leak, TestLeaks
 from pytest_leakhunt.naming import module_of, qualified_type
 from pytest_leakhunt.progress import Progress
@@ -156,9 +156,7 @@ def _registries(hunt: Session) -> set[int]:
 
 def _user_fixtures(item: pytest.Item) -> list[Any]:
     """The fixture definitions of broader scope the suite wrote that *item* uses: their values outlive it."""
-    info = getattr(item, "_fixtureinfo", None)
-    defs = getattr(info, "name2fixturedefs", {}) or {}
-    return [fixturedef for chain in defs.values() for fixturedef in chain if user_fixture(fixturedef)]
+    return [fixturedef for chain in fixturedefs(item) for fixturedef in chain if user_fixture(fixturedef)]
 
 
 def untracked_added(
@@ -221,7 +219,7 @@ def with_growth(item: pytest.Item, verdict: TestLeaks | None, leak: Leak) -> Tes
     """The real run's verdict with the growth added: growth fails the test, the real run's leaks stay as they were."""
     from pytest_leakhunt import hints
 
-    leak = dataclasses.replace(leak, hint=hints.hint_for(leak), fingerprint=hints.fingerprint(leak))
+    leak = hints.named(leak)
     if verdict is None:
         return TestLeaks(nodeid=item.nodeid, leaks=(leak,), outcome="failed")
     return dataclasses.replace(verdict, nodeid=item.nodeid, leaks=(*verdict.leaks, leak), outcome="failed")
