@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import gc
+import operator
 import types
 import weakref
 from collections.abc import Iterable
@@ -168,9 +169,41 @@ def _short_repr(key: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+#: The name of a holder the collector cannot see: C state (a C extension's, the thread's context) or a stack.
+HELD_OUTSIDE = "<held outside Python objects: C state or a thread's stack>"
+
+
 def _orphan_segments(obj: Any, ignore: Iterable[Any]) -> tuple[str, ...]:
     """No module reaches it: name its direct holders instead (a thread's stack, C state)."""
+    names = holder_names([obj], [*ignore])[0]
+    return names if names else (HELD_OUTSIDE,)
+
+
+def holder_names(targets: list[Any], ignore: list[Any]) -> list[tuple[str, ...] | None]:
+    """Each target's direct holders by type, in one walk of the heap: ``("<Context>",)``.
+
+    A target held only by frames (a thread's stack) is named as held outside;
+    None means nothing the collector sees holds it at all. *ignore* lists our
+    own containers; the argument tuple ``gc.get_referrers`` is given is ours too.
+    """
     skip = {id(x) for x in ignore}
-    holders = [r for r in gc.get_referrers(obj) if not isinstance(r, types.FrameType) and id(r) not in skip]
-    names = sorted({f"<{type(r).__name__}>" for r in holders if type(r) is not list or r})
-    return tuple(names[:1]) if names else ("<held outside Python objects: C state or a thread's stack>",)
+    skip.add(id(targets))
+    position = {id(t): k for k, t in enumerate(targets)}
+    names: list[set[str]] = [set() for _ in targets]
+    seen = [False] * len(targets)
+    for holder in gc.get_referrers(*targets):
+        if id(holder) in skip or (type(holder) is tuple and _is_argument_tuple(holder, targets)):
+            continue
+        for ref in gc.get_referents(holder):
+            k = position.get(id(ref))
+            if k is None:
+                continue
+            seen[k] = True
+            if not isinstance(holder, types.FrameType) and (type(holder) is not list or holder):
+                names[k].add(f"<{type(holder).__name__}>")
+    holder = None
+    return [tuple(sorted(n)[:1]) or (HELD_OUTSIDE,) if held else None for n, held in zip(names, seen)]
+
+
+def _is_argument_tuple(holder: tuple[Any, ...], targets: list[Any]) -> bool:
+    return len(holder) == len(targets) and all(map(operator.is_, holder, targets))

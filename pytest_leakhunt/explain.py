@@ -149,7 +149,7 @@ class Explainer:
     def _orphans(
         self, survivors: Survivors, groups: Groups, orphans: list[int], context: Context, running: bool
     ) -> None:
-        """Groups whose anchor no module reaches: kept when, after a full collection, something still holds them.
+        """Groups whose anchor no module reaches: kept when something still holds them, named by that holder.
 
         Perhaps only old garbage held them, which a full collection frees. With
         a thread or task still *running*, values of builtin types are on its
@@ -158,7 +158,8 @@ class Explainer:
         when the read returns.
         """
         objs, codes = survivors.objs, self.harness.hook_codes()
-        kept = set(recheck_orphans(survivors, orphans, context, self.harness.known))
+        groups.held_outside = recheck_orphans(survivors, orphans, context, self.harness.known)
+        kept = set(groups.held_outside)
         if running:
             kept = {a for a in kept if is_subject(objs[a], codes)}
         kept = {a for a in kept if type(objs[a]) is not memoryview}
@@ -230,7 +231,7 @@ class Explainer:
         leaks: list[Leak] = []
         more = 0
         drawn: list[tuple[list[Any], set[int]]] = []  # for --leaks-snapshot-dir: each group's chain and closure
-        for type_name, principals in groups.by_type.items():
+        for type_name, principals in groups.in_order():
             pending = list(principals)
             while pending:
                 if len(leaks) >= MAX_CHAINS:
@@ -259,7 +260,7 @@ class Explainer:
         first = pending[0]
         anchor = groups.anchor_of[first]
         chain = chains.get(anchor) or [objs[anchor]]
-        segments = edges.describe_chain(chain, ignore=[objs])
+        segments = groups.held_outside.get(anchor) or edges.describe_chain(chain, ignore=[objs])
         holder = chain[-2] if len(chain) >= 2 else None
         if _RUNTIME_CACHE in segments:
             return None, pending[1:]  # the warnings module's per-module registry: a first-use cache

@@ -8,7 +8,7 @@ to a name is named after the newest value it keeps (``inside_slot_dict``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pytest_leakhunt.census import Survivors
 from pytest_leakhunt.classify import is_subject
@@ -25,6 +25,8 @@ class Groups:
     by_type: dict[str, list[int]]
     #: principal -> the root whose chain explains the group
     anchor_of: dict[int, int]
+    #: anchor no module reaches -> its direct holders, named (the explain stage fills it)
+    held_outside: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -40,6 +42,13 @@ class Groups:
             if name not in ignore:
                 by_type.setdefault(name, []).append(p)
         return cls(units, by_type, {p: (p if p in units[p] else units[p][0]) for p in units})
+
+    def in_order(self) -> list[tuple[str, list[int]]]:
+        """Principals by type, those a module reaches first: past the cap on leaks per test, what is cut is what
+        only C state or a stack holds, never a leak with a holder to name.
+        """
+        held_outside = self.held_outside
+        return sorted(self.by_type.items(), key=lambda item: all(self.anchor_of[p] in held_outside for p in item[1]))
 
     def principal_of(self, anchor: int) -> int | None:
         return next((p for p in self.units if self.anchor_of[p] == anchor), None)

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from pytest_leakhunt import edges
 from pytest_leakhunt.census import Survivors, _expand, _refs_of
 from pytest_leakhunt.classify import Context, _not_benign
 from pytest_leakhunt.quick import HOT
@@ -61,8 +62,10 @@ def unexplained(survivors: Survivors, candidates: list[int], context: Context, k
     forced = context.forced
     need = _Need(survivors.index)
     for i in candidates:
-        if id(objs[i]) not in registries:
-            need.left[id(objs[i])] = survivors.external(i) + forced.get(i, 0)
+        # a candidate whose outside references are all gone (old garbage that held it was collected) is not held
+        left = survivors.external(i) + forced.get(i, 0)
+        if left > 0 and id(objs[i]) not in registries:
+            need.left[id(objs[i])] = left
     if not need.settle_with([*context.shared(False)[:HOT], context.item], expanded=True) and not need.settle_with(
         context.holders()
     ):
@@ -143,15 +146,30 @@ def _promote(holders: list[Any], hits: list[Any]) -> None:
                 break
 
 
-def recheck_orphans(survivors: Survivors, orphans: list[int], context: Context, known: KnownHolders) -> list[int]:
-    """Collect the whole heap and keep the orphans still referenced from outside.
+def recheck_orphans(
+    survivors: Survivors, orphans: list[int], context: Context, known: KnownHolders
+) -> dict[int, tuple[str, ...]]:
+    """The orphans still referenced from outside, each with the names of its direct holders.
 
     An old object that turned into cyclic garbage while frozen is only freed
-    unfrozen, and until then it keeps the new objects it points to. Paid only
-    for leaks no module reaches: a chain from a module proves the object alive.
+    unfrozen, and until then it keeps the new objects it points to: when the
+    collector sees any holder of an orphan, the whole heap is collected first.
+    An orphan nothing gc-visible holds (C state: a thread's context, an
+    extension's cache) needs no collection, since no garbage can be what
+    holds it. Paid only for leaks no module reaches: a chain from a module
+    proves the object alive.
     """
+    objs = survivors.objs
+    ignore = [objs, *context.chains.values()]
+    names = edges.holder_names([objs[a] for a in orphans], ignore)
+    if all(name is None for name in names):
+        registries = known.ids()  # only a registry that is itself an orphan accounts for such a reference
+        return {a: (edges.HELD_OUTSIDE,) for a in orphans if id(objs[a]) not in registries}
+    del names
     context.window.collect_all()
-    return unexplained(survivors, orphans, context, known)
+    kept = unexplained(survivors, orphans, context, known)
+    names = edges.holder_names([objs[a] for a in kept], ignore)
+    return {a: name or (edges.HELD_OUTSIDE,) for a, name in zip(kept, names)}
 
 
 def _forced_roots(survivors: Survivors) -> list[int]:

@@ -514,3 +514,43 @@ def test_warnings_filters_the_runtime_keeps_after_catch_warnings_are_not_retaine
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["leakhunt: 1 test checked, 0 leaking, 0 objects leaked, 0 B retained"])
     result.stdout.no_fnmatch_line("retained once*")
+
+
+def test_a_leak_is_named_before_what_only_c_state_holds(pytester: pytest.Pytester) -> None:
+    """Past the cap of eight leaks per test, what is cut is what no module reaches, never the leak itself."""
+    pytester.makepyfile(
+        """
+        import ctypes
+        SESSIONS = []
+        class Session:
+            pass
+        def test_keeps_both():
+            for i in range(12):  # a reference nobody will drop, as a C extension's state would hold them
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object((f"t{i}", [i])))
+            SESSIONS.append(Session())
+        """
+    )
+    result = pytester.runpytest_subprocess("--detect-leaks")
+    assert result.parseoutcomes() == {"passed": 1, "leaked": 1}
+    result.stdout.fnmatch_lines(["LEAKED *::test_keeps_both: *Session x1 held by *SESSIONS*"])
+    result.stdout.fnmatch_lines(["retained once *::test_keeps_both: * held by <held outside Python objects*"])
+
+
+def test_an_old_cycle_dropped_by_the_test_does_not_make_its_objects_leaks(pytester: pytest.Pytester) -> None:
+    """An old object that became cyclic garbage while the heap was frozen is freed before its contents are judged."""
+    pytester.makepyfile(
+        """
+        class Node:
+            pass
+        OLD = Node()
+        OLD.me = OLD
+        def test_drops_the_cycle():
+            global OLD
+            OLD.payload = [{"n": i} for i in range(3)]
+            OLD = None
+        """
+    )
+    result = pytester.runpytest_subprocess("--detect-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*LEAKED*")
+    result.stdout.no_fnmatch_line("retained once*")
