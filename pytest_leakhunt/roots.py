@@ -152,23 +152,16 @@ def recheck_orphans(
     """The orphans still referenced from outside, each with the names of its direct holders.
 
     An old object that turned into cyclic garbage while frozen is only freed
-    unfrozen, and until then it keeps the new objects it points to: when the
-    collector sees any holder of an orphan, the whole heap is collected first.
-    An orphan nothing gc-visible holds (C state: a thread's context, an
-    extension's cache) needs no collection, since no garbage can be what
-    holds it. Paid only for leaks no module reaches: a chain from a module
-    proves the object alive.
+    unfrozen, and until then it keeps the new objects it points to; a holder
+    the collector cannot see may be such garbage too (a C object's hidden
+    reference). Paid only for leaks no module reaches: a chain from a module
+    proves the object alive. The holders of those kept are named in one walk
+    of the heap.
     """
     objs = survivors.objs
-    ignore = [objs, *context.chains.values()]
-    names = edges.holder_names([objs[a] for a in orphans], ignore)
-    if all(name is None for name in names):
-        registries = known.ids()  # only a registry that is itself an orphan accounts for such a reference
-        return {a: (edges.HELD_OUTSIDE,) for a in orphans if id(objs[a]) not in registries}
-    del names
     context.window.collect_all()
     kept = unexplained(survivors, orphans, context, known)
-    names = edges.holder_names([objs[a] for a in kept], ignore)
+    names = edges.holder_names([objs[a] for a in kept], [objs, *context.chains.values()])
     return {a: name or (edges.HELD_OUTSIDE,) for a, name in zip(kept, names)}
 
 
