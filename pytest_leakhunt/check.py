@@ -214,7 +214,6 @@ class Checker:
         candidates = quick if quick else roots.find_leaked_roots(survivors, context, harness.known)
         if owned:
             candidates = _not_owned(survivors, candidates, owned)
-        candidates = self._explainer.c_held(survivors, candidates, codes)
         if not candidates:
             if shape is not None and len(self._clean_shapes) < _MAX_CLEAN_SHAPES:
                 self._clean_shapes.add(shape)
@@ -239,6 +238,7 @@ class Checker:
             held_at=harness.held_at,
             builtin_roots=builtin,
             window=self._heap,
+            held_by_c=self._explainer.held_by_c,
         )
 
     def _quick(

@@ -97,6 +97,8 @@ class Context:
     subjects_settled: bool = False
     #: the open check window, thawed for searches that must see the old heap
     window: HeapWindow = field(default_factory=HeapWindow)
+    #: names of the codec types whose new objects only C state held in an earlier test (the explain stage's)
+    held_by_c: set[str] = field(default_factory=set)
 
 
 def _origin(obj: Any, harness_codes: frozenset[int]) -> str | None:

@@ -80,19 +80,6 @@ class Explainer:
         self.chains.clear()
         self.globals.clear()
 
-    def c_held(self, survivors: Survivors, candidates: list[int], codes: frozenset[int]) -> list[int]:
-        """The candidates left once objects of a type only C state held before are set aside.
-
-        Finding that nothing gc-visible holds an object takes walks of the whole
-        heap; a suite that makes such an object in every test (a text stream's
-        decoder) would pay them on every test, for an object that is listed as
-        retained once at most.
-        """
-        if not self.held_by_c:
-            return candidates
-        objs, held = survivors.objs, self.held_by_c
-        return [i for i in candidates if is_subject(objs[i], codes) or qualified_type(objs[i]) not in held]
-
     def repeated_leak(self, obj: Any) -> list[Any] | None:
         """A chain an earlier leak found that still holds *obj*, unless it ends at a registry learned since."""
         chain = self.chains.lookup(obj, qualified_type(obj))
