@@ -13,6 +13,8 @@ while frozen still references new ones.
 from __future__ import annotations
 
 import codecs
+import contextvars
+import gc
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -175,10 +177,22 @@ def recheck_orphans(
     of the heap.
     """
     objs = survivors.objs
+    if _in_current_context(objs, orphans):
+        return dict.fromkeys(orphans, ("<Context>",))
     context.window.collect_all()
     kept = unexplained(survivors, orphans, context, known)
     names = edges.holder_names([objs[a] for a in kept], [objs, *context.chains.values()])
     return {a: name or (edges.HELD_OUTSIDE,) for a, name in zip(kept, names)}
+
+
+def _in_current_context(objs: list[Any], orphans: list[int]) -> bool:
+    """Whether every orphan is the mapping of the running thread's context: values a test set on ``ContextVar``s.
+
+    The thread's state holds its context, which no module reaches; a copy
+    shares the mapping, so it is found without a walk or a collection.
+    """
+    mapping = gc.get_referents(contextvars.copy_context())
+    return all(any(objs[a] is m for m in mapping) for a in orphans)
 
 
 def _forced_roots(survivors: Survivors) -> list[int]:

@@ -554,3 +554,18 @@ def test_an_old_cycle_dropped_by_the_test_does_not_make_its_objects_leaks(pytest
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*LEAKED*")
     result.stdout.no_fnmatch_line("retained once*")
+
+
+def test_a_value_set_on_a_context_variable_is_retained_once_by_the_context(pytester: pytest.Pytester) -> None:
+    """The thread's context holds what a test set on a ContextVar; the next set replaces it: a slot, not growth."""
+    pytester.makepyfile(
+        """
+        import contextvars
+        REQUEST = contextvars.ContextVar("request")
+        def test_sets_without_reset():
+            REQUEST.set({"user": ["alice"]})
+        """
+    )
+    result = pytester.runpytest_subprocess("--detect-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["retained once *::test_sets_without_reset: * held by <Context>"])
