@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_leakhunt import census, classify, growth, hints, quick, resources, roots, untracked, window
+from pytest_leakhunt import again, census, classify, growth, hints, quick, resources, roots, untracked, window
 from pytest_leakhunt.config import Settings, TestPolicy
 from pytest_leakhunt.explain import Check, Explainer
 from pytest_leakhunt.harness import Harness
@@ -58,11 +58,17 @@ class Checker:
         self._watch = untracked.ContainerWatch(str(config.rootpath))
         self._lengths: list[int] = []
         self._explainer = Explainer(config, settings, harness, earlier)
+        self._earlier = earlier
+        #: the leaks checks explained through a cached chain, by the shape of the survivors: the same leak again
+        self._repeats = again.Repeats()
+        #: whether a leak may be taken from an earlier check: not when each carries its own picture or trace
+        self._may_repeat = not settings.snapshot_dir and not settings.trace
         #: the heap window of the open check; it traces only inside, unless the user already traces the whole run
         self._heap = HeapWindow(settings.trace_depth if settings.trace and not window.tracing() else 0)
 
     def clear(self) -> None:
         self._explainer.clear()
+        self._repeats.clear()
 
     def take_probe(self) -> growth.Probe:
         """The leaks the last check left for a second run to decide; the next check starts a new probe."""
@@ -210,6 +216,11 @@ class Checker:
         )
         if shape is not None and shape in self._clean_shapes:
             return [], 0  # the same objects, by type and references, as a test found clean before
+        repeatable = self._may_repeat and not check.probing and not check.tracked and not owned
+        if shape is not None and repeatable:
+            known = self._repeats.again(shape, survivors, check.probe, harness.known.ids(), self._earlier)
+            if known is not None:
+                return known, 0  # the same objects as a test that left one leak, held by the same chain
         # a known leak again, and nothing else: its chain is in context.chains already
         candidates = quick if quick else roots.find_leaked_roots(survivors, context, harness.known)
         if owned:
@@ -220,10 +231,17 @@ class Checker:
             return [], 0
         if any(i not in context.chains for i in candidates):
             self._heap.thaw()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
+        # one leak through a cached chain: what the next test with these survivors may be told again
+        chain = context.chains.get(candidates[0]) if repeatable and len(candidates) == 1 else None
         try:
-            return self._explainer.explain(check, survivors, candidates, context, running=bool(owned))
+            found, more = self._explainer.explain(check, survivors, candidates, context, running=bool(owned))
         finally:
             context.chains.clear()
+            context.past.clear()
+        if chain is not None and shape is not None and not more:
+            self._repeats.learn(shape, chain, survivors, found)
+        del chain
+        return found, more
 
     def _context(self, check: Check, codes: frozenset[int], builtin: bool) -> classify.Context:
         """What the session knows about the running test, for explaining its roots."""

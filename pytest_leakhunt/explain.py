@@ -331,7 +331,7 @@ class Explainer:
         try:
             return retainers.find_chains(
                 targets,
-                ignore=[*ignore, targets, live, near, *own_caches(), *resources.own_caches()],
+                ignore=[*ignore, targets, live, near, *own_caches(), *resources.own_caches(), *context.past],
                 module_globals=self.globals,
                 live_harness=live,
                 likely_modules=[getattr(module, "__name__", "")],

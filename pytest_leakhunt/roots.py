@@ -15,6 +15,8 @@ from __future__ import annotations
 import codecs
 import contextvars
 import gc
+import itertools
+import operator
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -41,15 +43,41 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
     candidates = _not_benign(survivors, list(dict.fromkeys(roots)), context)
     if not candidates:
         return []
-    # A holder that leaked in an earlier test and still keeps this object: no need to look further.
+    # A holder that leaked in an earlier test and still keeps this object: no need to look further,
+    # unless the object has other references, which known holders must then account for.
+    partial: dict[int, Any] = {}  # candidate -> the holder of its cached chain (long-lived state, not the object)
+    through: dict[int, int] = {}
     for i in candidates:
+        outside = survivors.external(i) + context.forced.get(i, 0)  # before a chain of ours references it
         chain = context.repeated_leak(objs[i])
         if chain is not None:
-            context.chains[i] = chain
+            through[i] = _references(chain[-2], objs[i])
+            if outside <= through[i]:
+                context.chains[i] = chain
+            else:
+                partial[i] = chain[-2]
         del chain
-    rest = [i for i in candidates if i not in context.chains]
-    rest = unexplained(survivors, _not_held_by_c(survivors, rest, context), context, known)
+    rest = [i for i in candidates if i not in context.chains and i not in partial]
+    rest = unexplained(survivors, [*partial, *_not_held_by_c(survivors, rest, context)], context, known, through)
+    for i, holder in partial.items():
+        chain = context.repeated_leak(objs[i]) if i not in rest else None
+        if chain is not None:
+            context.chains[i] = chain
+        else:
+            context.past.append(holder)  # something else keeps it too: the search looks past this holder
+        del chain
+    partial.clear()
     return sorted([*context.chains, *rest])
+
+
+def _references(holder: Any, obj: Any) -> int:
+    """How many references *holder* has to *obj* (a dict's keys and values, else what the collector reports)."""
+    if type(holder) is dict:
+        values, keys = holder.values(), holder.keys()
+        return sum(map(operator.is_, values, itertools.repeat(obj))) + sum(
+            map(operator.is_, keys, itertools.repeat(obj))
+        )
+    return sum(map(operator.is_, gc.get_referents(holder), itertools.repeat(obj)))
 
 
 def _not_held_by_c(survivors: Survivors, candidates: list[int], context: Context) -> list[int]:
@@ -66,8 +94,15 @@ def _not_held_by_c(survivors: Survivors, candidates: list[int], context: Context
     return [i for i in candidates if is_subject(objs[i], codes) or qualified_type(objs[i]) not in held]
 
 
-def unexplained(survivors: Survivors, candidates: list[int], context: Context, known: KnownHolders) -> list[int]:
-    """Candidates with an external reference that no known holder accounts for.
+def unexplained(
+    survivors: Survivors,
+    candidates: list[int],
+    context: Context,
+    known: KnownHolders,
+    accounted: dict[int, int] | None = None,
+) -> list[int]:
+    """Candidates with an external reference that no known holder (nor *accounted*: a count per candidate)
+    accounts for.
 
     Holders are tried from the most to the least likely and the walk stops as
     soon as every candidate is accounted for. The session-wide holders come
@@ -81,7 +116,7 @@ def unexplained(survivors: Survivors, candidates: list[int], context: Context, k
     need = _Need(survivors.index)
     for i in candidates:
         # a candidate whose outside references are all gone (old garbage that held it was collected) is not held
-        left = survivors.external(i) + forced.get(i, 0)
+        left = survivors.external(i) + forced.get(i, 0) - (accounted.get(i, 0) if accounted else 0)
         if left > 0 and id(objs[i]) not in registries:
             need.left[id(objs[i])] = left
     if not need.settle_with([*context.shared(False)[:HOT], context.item], expanded=True) and not need.settle_with(

@@ -569,3 +569,37 @@ def test_a_value_set_on_a_context_variable_is_retained_once_by_the_context(pytes
     result = pytester.runpytest_subprocess("--detect-leaks")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["retained once *::test_sets_without_reset: * held by <Context>"])
+
+
+SLOT_SUITE = """
+    import pytest
+    class Settings:
+        processors = None
+    SETTINGS = Settings()
+    HISTORY = []
+    @pytest.fixture(autouse=True)
+    def reset():
+        SETTINGS.processors = ["a", "b"]
+        yield
+    @pytest.mark.parametrize("n", range(12))
+    def test_uses_the_slot(n):
+        SETTINGS.processors.append("c")
+    def test_also_keeps_it():
+        SETTINGS.processors.append("c")
+        HISTORY.append(SETTINGS.processors)
+    @pytest.mark.parametrize("n", range(3))
+    def test_after(n):
+        SETTINGS.processors.append("c")
+"""
+
+
+def test_a_value_in_a_slot_reset_before_every_test_is_retained_once_unless_also_kept(
+    pytester: pytest.Pytester,
+) -> None:
+    """Test after test the same slot gets a new list; the one test that also keeps it in a list fails."""
+    pytester.makepyfile(SLOT_SUITE)
+    result = pytester.runpytest_subprocess("--detect-leaks", "-p", "no:randomly")
+    assert result.parseoutcomes() == {"passed": 16, "leaked": 1}
+    result.stdout.fnmatch_lines(["LEAKED *::test_also_keeps_it: list x1 held by *HISTORY*"])
+    result.stdout.fnmatch_lines(["retained once *::test_uses_the_slot[[]11[]]: list x1 held by *SETTINGS.processors"])
+    result.stdout.fnmatch_lines(["retained once *::test_after[[]2[]]: list x1 held by *SETTINGS.processors"])
