@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_leakhunt import growth, hints
-from pytest_leakhunt.census import Survivors, links_hold
+from pytest_leakhunt.census import Survivors, links_hold, references
 from pytest_leakhunt.model import Leak
 from pytest_leakhunt.naming import qualified_type
 
@@ -52,10 +52,8 @@ class Repeats:
         plain = leak.kind == "object" and leak.count == 1 and leak.attributed_to is None and leak.name is None
         if not plain or leak.retention != growth.UNSETTLED or leak.root_type != leak.type:
             return
-        index = survivors.index
-        if qualified_type(chain[-1]) != leak.type or any(id(link) in index for link in chain[:-1]):
-            return
-        if survivors.external(index[id(chain[-1])]) != 2:  # the holder's reference and *chain*'s
+        # the roots stage gave *chain* only because it accounts for every outside reference to the object
+        if qualified_type(chain[-1]) != leak.type or any(id(link) in survivors.index for link in chain[:-1]):
             return
         names = (hints.fingerprint(leak), growth.holder_root(leak.retained_by))
         self._by_shape[shape] = _Known(tuple(chain[:-1]), leak.type, leak, *names)
@@ -81,7 +79,9 @@ class Repeats:
         held = [index[id(ref)] for ref in gc.get_referents(holder) if id(ref) in index]
         held = [j for j in held if qualified_type(objs[j]) == known.type_name]
         # one survivor of that type, and nothing else references it: another holder may be the one that grows
-        if len(held) != 1 or survivors.external(held[0]) != 1 or earlier.leaked_by([*known.prefix, objs[held[0]]]):
+        if len(held) != 1 or survivors.external(held[0]) > references(holder, objs[held[0]]):
+            return None
+        if earlier.leaked_by([*known.prefix, objs[held[0]]]) is not None:
             return None
         probe.add(known.fingerprint, known.root_name, holder, objs[held[0]], objs[held[0]])
         return [known.leak]

@@ -250,5 +250,13 @@ def holds(holder: Any, obj: Any) -> bool:
     return any(map(operator.is_, reversed(gc.get_referents(holder)), itertools.repeat(obj)))
 
 
+def references(holder: Any, obj: Any) -> int:
+    """How many references *holder* has to *obj* (a dict's keys and values, else what the collector reports)."""
+    same = itertools.repeat(obj)
+    if type(holder) is dict:
+        return sum(map(operator.is_, holder.values(), same)) + sum(map(operator.is_, holder.keys(), same))
+    return sum(map(operator.is_, gc.get_referents(holder), same))
+
+
 def links_hold(prefix: list[Any]) -> bool:
     return all(holds(parent, child) for parent, child in zip(prefix, prefix[1:]))

@@ -15,14 +15,12 @@ from __future__ import annotations
 import codecs
 import contextvars
 import gc
-import itertools
-import operator
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 from pytest_leakhunt import edges
-from pytest_leakhunt.census import Survivors, _expand, _refs_of
+from pytest_leakhunt.census import Survivors, _expand, _refs_of, references
 from pytest_leakhunt.classify import Context, _not_benign, is_subject
 from pytest_leakhunt.naming import qualified_type
 from pytest_leakhunt.quick import HOT
@@ -51,7 +49,7 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
         outside = survivors.external(i) + context.forced.get(i, 0)  # before a chain of ours references it
         chain = context.repeated_leak(objs[i])
         if chain is not None:
-            through[i] = _references(chain[-2], objs[i])
+            through[i] = references(chain[-2], objs[i])
             if outside <= through[i]:
                 context.chains[i] = chain
             else:
@@ -68,16 +66,6 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
         del chain
     partial.clear()
     return sorted([*context.chains, *rest])
-
-
-def _references(holder: Any, obj: Any) -> int:
-    """How many references *holder* has to *obj* (a dict's keys and values, else what the collector reports)."""
-    if type(holder) is dict:
-        values, keys = holder.values(), holder.keys()
-        return sum(map(operator.is_, values, itertools.repeat(obj))) + sum(
-            map(operator.is_, keys, itertools.repeat(obj))
-        )
-    return sum(map(operator.is_, gc.get_referents(holder), itertools.repeat(obj)))
 
 
 def _not_held_by_c(survivors: Survivors, candidates: list[int], context: Context) -> list[int]:
