@@ -221,8 +221,10 @@ class Checker:
             known = self._repeats.again(shape, survivors, check.probe, harness.known.ids(), self._earlier)
             if known is not None:
                 return known, 0  # the same objects as a test that left one leak, held by the same chain
-        # a known leak again, and nothing else: its chain is in context.chains already
-        candidates = quick if quick else roots.find_leaked_roots(survivors, context, harness.known)
+        # a known leak again (its chain is in context.chains already); roots of builtin types are judged apart
+        candidates = quick if quick and not builtin else roots.find_leaked_roots(survivors, context, harness.known)
+        if quick and builtin:
+            candidates = sorted({*quick, *candidates})
         if owned:
             candidates = _not_owned(survivors, candidates, owned)
         if not candidates:

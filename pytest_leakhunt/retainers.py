@@ -19,7 +19,7 @@ from typing import Any
 from pytest_leakhunt.census import holds, links_hold
 from pytest_leakhunt.modglobals import ATOMS, ModuleGlobals, class_attrs
 from pytest_leakhunt.naming import module_of
-from pytest_leakhunt.registries import CONTAINERS, is_harness_module
+from pytest_leakhunt.registries import CONTAINERS, SEQUENCES, is_harness_module
 
 #: Levels searched upward from a leaked object.
 _MAX_DEPTH = 8
@@ -334,10 +334,20 @@ class ChainCache:
         self._size = 0
 
     def lookup(self, obj: Any, type_name: str) -> list[Any] | None:
-        """A verified chain [module, ..., holder, obj], or None."""
+        """A verified chain [module, ..., holder, obj], or None.
+
+        Chains that ended at an object of the same type are tried first; then
+        those whose holder is a namespace (an object's attributes, a short
+        dict), which keeps values of any type: a configuration object whose
+        slots each test fills needs one search, not one per slot and type.
+        """
         for prefix in self._entries.get(type_name, ()):
             if holds(prefix[-1], obj) and links_hold(prefix):
                 return [*prefix, obj]
+        for name, prefixes in self._entries.items():
+            for prefix in prefixes if name != type_name else ():
+                if _namespace(prefix[-1]) and holds(prefix[-1], obj) and links_hold(prefix):
+                    return [*prefix, obj]
         return None
 
     def store(self, chain: list[Any], type_name: str) -> None:
@@ -352,6 +362,17 @@ class ChainCache:
     def clear(self) -> None:
         self._entries.clear()
         self._size = 0
+
+
+#: Longest dict tried as a namespace by ``ChainCache.lookup``: a cache that grows test after test is not one.
+_NAMESPACE_LEN = 64
+
+
+def _namespace(holder: Any) -> bool:
+    """Whether *holder* keeps values under names: an instance (its attributes) or a short dict."""
+    if type(holder) is dict:
+        return len(holder) <= _NAMESPACE_LEN
+    return not isinstance(holder, SEQUENCES) and not isinstance(holder, (set, frozenset, type, types.ModuleType))
 
 
 def _is_test_module(name: str) -> bool:
