@@ -22,14 +22,16 @@ from pytest_leakhunt.registries import CONTAINER_TYPES, CONTAINERS, ELEMENT_CONT
 from pytest_leakhunt.window import HeapWindow
 
 
-def shape(survivors: Survivors, harness_key: Any) -> tuple[Any, ...]:
+def shape(survivors: Survivors, harness_key: Any, without: set[int] | None = None) -> tuple[Any, ...]:
     """A name for what survived, without holding any of it: each type's name and count, and the references
     among the survivors. pytest leaves the same few objects after every passing test; a test that keeps
-    anything leaves more of some type, or more references (a list that got an element).
+    anything leaves more of some type, or more references (a list that got an element). *without*: survivor
+    positions left out (a known leak's objects, to ask whether the others look like a clean test's).
     """
-    counts = collections.Counter(map(type, survivors.objs))
+    objs = survivors.objs if not without else [o for i, o in enumerate(survivors.objs) if i not in without]
+    counts = collections.Counter(map(type, objs))
     names = sorted((type_name(cls), n) for cls, n in counts.items())
-    return (harness_key, len(gc.get_referents(*survivors.objs)), *names)
+    return (harness_key, len(gc.get_referents(*objs)), *names)
 
 
 class Survivors:

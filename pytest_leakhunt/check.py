@@ -221,15 +221,22 @@ class Checker:
             known = self._repeats.again(shape, survivors, check.probe, harness.known.ids(), self._earlier)
             if known is not None:
                 return known, 0  # the same objects as a test that left one leak, held by the same chain
-        # a known leak again (its chain is in context.chains already); roots of builtin types are judged apart
-        candidates = quick if quick and not builtin else roots.find_leaked_roots(survivors, context, harness.known)
-        if quick and builtin:
-            candidates = sorted({*quick, *candidates})
+        # a known leak again (its chain is in context.chains already); roots of builtin types are judged apart,
+        # unless the other survivors look like those of a test whose were judged clean
+        besides = self._shape_besides(survivors, quick) if quick and builtin else None
+        if quick and (not builtin or besides in self._clean_shapes):
+            candidates = quick
+        else:
+            candidates = roots.find_leaked_roots(survivors, context, harness.known)
+            if quick:
+                if besides is not None and set(candidates) <= set(quick):
+                    self._remember_clean(besides)
+                candidates = sorted({*quick, *candidates})
         if owned:
             candidates = _not_owned(survivors, candidates, owned)
         if not candidates:
-            if shape is not None and len(self._clean_shapes) < _MAX_CLEAN_SHAPES:
-                self._clean_shapes.add(shape)
+            if shape is not None:
+                self._remember_clean(shape)
             return [], 0
         if any(i not in context.chains for i in candidates):
             self._heap.thaw()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
@@ -244,6 +251,16 @@ class Checker:
             self._repeats.learn(shape, chain, survivors, found)
         del chain
         return found, more
+
+    def _shape_besides(self, survivors: census.Survivors, leaked: list[int]) -> tuple[Any, ...] | None:
+        """The shape of the survivors outside what *leaked* keeps (None with fixture values made by this test)."""
+        if self.harness.fresh_fixtures:
+            return None
+        return census.shape(survivors, self.harness.key(), survivors.closure(leaked))
+
+    def _remember_clean(self, shape: tuple[Any, ...]) -> None:
+        if len(self._clean_shapes) < _MAX_CLEAN_SHAPES:
+            self._clean_shapes.add(shape)
 
     def _context(self, check: Check, codes: frozenset[int], builtin: bool) -> classify.Context:
         """What the session knows about the running test, for explaining its roots."""

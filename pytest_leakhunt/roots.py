@@ -46,6 +46,8 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
     partial: dict[int, Any] = {}  # candidate -> the holder of its cached chain (long-lived state, not the object)
     through: dict[int, int] = {}
     for i in candidates:
+        if i in context.chains:
+            continue  # the quick verdict's: a known leak again, every reference to it accounted for
         outside = survivors.external(i) + context.forced.get(i, 0)  # before a chain of ours references it
         chain = context.repeated_leak(objs[i])
         if chain is not None:
