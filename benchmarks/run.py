@@ -101,6 +101,38 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.limit_leaks("1 MB"))
 """
 
+#: Time inside the check itself (the window's open and its close: census, roots, explanations, second runs), summed
+#: over the run and written to the file LEAKHUNT_BENCH_CHECK_COST names: the check's own cost, free of the noise of
+#: a whole run's wall time.
+CHECK_COST = """
+import atexit
+import os
+import time
+
+TOTAL = {"seconds": 0.0, "checks": 0}
+
+
+def _timed(fn, count):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            TOTAL["seconds"] += time.perf_counter() - start
+            TOTAL["checks"] += count
+
+    return wrapper
+
+
+def pytest_configure(config):
+    from pytest_leakhunt.check import Checker
+
+    Checker.open_window = _timed(Checker.open_window, 0)
+    Checker.close_window = _timed(Checker.close_window, 1)
+    path = os.environ["LEAKHUNT_BENCH_CHECK_COST"]
+    atexit.register(lambda: open(path, "w").write(f"{TOTAL['seconds']} {TOTAL['checks']}"))
+"""
+
 
 @dataclass
 class Suite:
@@ -161,6 +193,7 @@ def prepare(with_memray: bool) -> Path:
         sh([str(py), "-m", "pip", "install", "-q", str(target), *TEST_DEPS.get(name, [])])
     (WORK / "plugins").mkdir(exist_ok=True)
     (WORK / "plugins" / "bench_memray_all.py").write_text(MEMRAY_ALL)
+    (WORK / "plugins" / "bench_check_cost.py").write_text(CHECK_COST)
     return py
 
 
@@ -252,6 +285,25 @@ def measure(py: Path, suites: list[Suite], modes: list[str], repeats: int) -> Re
                     flush=True,
                 )
     return results
+
+
+def check_cost(py: Path, suite: Suite) -> tuple[float, int]:
+    """Seconds spent inside the check over one --detect-leaks run (untimed otherwise), and the checks made."""
+    cmd, env = pytest_command(py, suite, "detect")
+    out = WORK / "check-cost.txt"
+    env["LEAKHUNT_BENCH_CHECK_COST"] = str(out)
+    subprocess.run([*cmd, "-p", "bench_check_cost"], cwd=suite.cwd, env=env, capture_output=True, check=False)
+    seconds, checks = out.read_text().split()
+    return float(seconds), int(checks)
+
+
+def check_cost_lines(py: Path, suites: list[Suite]) -> list[str]:
+    lines = []
+    for suite in suites:
+        seconds, checks = check_cost(py, suite)
+        lines.append(f"- {suite.name}: {seconds:.2f} s inside the check, {1e6 * seconds / checks:.0f} µs per test")
+        print(lines[-1], flush=True)
+    return lines
 
 
 def instructions(py: Path, suite: Suite, mode: str) -> int:
@@ -361,6 +413,11 @@ def main() -> None:
     suites += [third_party(name) for name in SDISTS if name in wanted]
     results = measure(py, suites, modes, args.repeats) if args.repeats else {}
     text = table(suites, modes, results) if results else ""
+    if "detect" in modes:
+        # one more run of each suite, untimed, to read the check's own time (second runs included)
+        text += "\n\nTime inside the check (its window's open and close), one run each:\n" + "\n".join(
+            check_cost_lines(py, suites)
+        )
     if args.instructions:
         if shutil.which("valgrind") is None:
             raise SystemExit("--instructions needs valgrind (Debian: apt install valgrind)")
