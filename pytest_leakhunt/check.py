@@ -221,29 +221,49 @@ class Checker:
             known = self._repeats.again(shape, survivors, check.probe, harness.known.ids(), self._earlier)
             if known is not None:
                 return known, 0  # the same objects as a test that left one leak, held by the same chain
-        # a known leak again (its chain is in context.chains already); roots of builtin types are judged apart,
-        # unless the other survivors look like those of a test whose were judged clean
-        besides = self._shape_besides(survivors, quick) if quick and builtin else None
-        if quick and (not builtin or besides in self._clean_shapes):
-            candidates = quick
-        else:
-            candidates = roots.find_leaked_roots(survivors, context, harness.known)
-            if quick:
-                if besides is not None and set(candidates) <= set(quick):
-                    self._remember_clean(besides)
-                candidates = sorted({*quick, *candidates})
-        if owned:
-            candidates = _not_owned(survivors, candidates, owned)
+        candidates = self._candidates(survivors, context, quick, owned)
         if not candidates:
             if shape is not None:
                 self._remember_clean(shape)
             return [], 0
+        return self._explain(check, survivors, candidates, context, shape if repeatable else None, bool(owned))
+
+    def _candidates(
+        self, survivors: census.Survivors, context: classify.Context, quick: list[int] | None, owned: set[int]
+    ) -> list[int]:
+        """The roots to explain: the quick verdict's known leaks, and the roots the roots stage finds.
+
+        Beside a known leak again (its chain is in ``context.chains``), roots of
+        builtin types are still judged, unless the other survivors look like
+        those of a test whose were judged clean.
+        """
+        builtin = context.builtin_roots
+        besides = self._shape_besides(survivors, quick) if quick and builtin else None
+        if quick and (not builtin or besides in self._clean_shapes):
+            candidates = quick
+        else:
+            candidates = roots.find_leaked_roots(survivors, context, self.harness.known)
+            if quick:
+                if besides is not None and set(candidates) <= set(quick):
+                    self._remember_clean(besides)
+                candidates = sorted({*quick, *candidates})
+        return _not_owned(survivors, candidates, owned) if owned else candidates
+
+    def _explain(
+        self,
+        check: Check,
+        survivors: census.Survivors,
+        candidates: list[int],
+        context: classify.Context,
+        shape: tuple[Any, ...] | None,
+        running: bool,
+    ) -> tuple[list[Leak], int]:
+        """The explain stage; a single leak through a cached chain is remembered by *shape* for the next test."""
         if any(i not in context.chains for i in candidates):
             self._heap.thaw()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
-        # one leak through a cached chain: what the next test with these survivors may be told again
-        chain = context.chains.get(candidates[0]) if repeatable and len(candidates) == 1 else None
+        chain = context.chains.get(candidates[0]) if shape is not None and len(candidates) == 1 else None
         try:
-            found, more = self._explainer.explain(check, survivors, candidates, context, running=bool(owned))
+            found, more = self._explainer.explain(check, survivors, candidates, context, running=running)
         finally:
             context.chains.clear()
             context.past.clear()

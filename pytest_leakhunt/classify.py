@@ -52,9 +52,8 @@ _NEUTRAL_TYPES: frozenset[type] = frozenset(
 )
 
 
-#: Instances of these modules' types only carry state for their owner. Codec
-#: decoders sit behind an untracked ``_io.IncrementalNewlineDecoder``, so the
-#: text stream that owns one is invisible to the collector.
+#: Instances of these modules' types only carry state for their owner. Codec decoders sit behind an
+#: untracked ``_io.IncrementalNewlineDecoder``, so the text stream that owns one is invisible to the collector.
 _NEUTRAL_MODULES = frozenset({"builtins", "encodings", "codecs"})
 
 
@@ -62,9 +61,7 @@ _NEUTRAL_MODULES = frozenset({"builtins", "encodings", "codecs"})
 _WRAPPER_MODULES = frozenset({"contextlib", "functools"})
 
 
-#: Never a leak themselves: they do not keep their referent alive, and weak
-#: containers (``WeakValueDictionary``, ``WeakSet``, ``weakref.finalize``)
-#: rely on them.
+#: Never a leak themselves: they keep no referent alive (``WeakValueDictionary``, ``WeakSet``, ``finalize``).
 _WEAK_MODULES = ("weakref", "_weakref", "_weakrefset")
 
 
@@ -92,14 +89,13 @@ class Context:
     #: (attribute dict, name) of shared harness holders that kept subjects in earlier checks, such as the
     #: logging plugin's capture streams; owned by the session, which clears it when its holders change
     held_at: list[tuple[dict[str, Any], str]] = field(default_factory=list)
-    #: whether pytest's stack has unwound: then a root of builtin types only is judged by who holds it
-    #: (at a teardown report, pytest's own stack temporaries are such roots on every test)
+    #: whether pytest's stack has unwound (its temporaries gone): then builtin-typed roots are judged too
     builtin_roots: bool = False
     #: the quick verdict accounted for every subject: only roots of builtin types are left to judge
     subjects_settled: bool = False
     #: the open check window, thawed for searches that must see the old heap
     window: HeapWindow = field(default_factory=HeapWindow)
-    #: names of the codec types whose new objects only C state held in an earlier test (the explain stage's)
+    #: names of the codec types whose objects only C state held in an earlier test (the explain stage's)
     held_by_c: set[str] = field(default_factory=set)
 
 
