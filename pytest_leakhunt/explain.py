@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_leakhunt import edges, growth, hints, modglobals, resources, retainers, sites
-from pytest_leakhunt.census import Survivors
+from pytest_leakhunt.census import Survivors, references
 from pytest_leakhunt.classify import Context, is_subject, own_caches
 from pytest_leakhunt.grouping import Groups, inside_slot_dict
 from pytest_leakhunt.harness import Harness, pytest_keeps
@@ -117,6 +117,7 @@ class Explainer:
         """One chain search for every group's anchor that no cached chain explains; drop what turns out benign."""
         objs, chains = survivors.objs, context.chains
         needed = self._search(check, survivors, candidates, groups, needed, context)
+        self._also_held(check, survivors, [objs, candidates, groups.units, chains, needed], needed, context)
         registries = self.harness.known.ids()  # a chain through a registry must not explain the next object it holds
         new = survivors.index
         for a in needed:
@@ -132,6 +133,30 @@ class Explainer:
         orphans = [a for a in needed if a not in chains]
         if orphans:
             self._orphans(survivors, groups, orphans, context, running)
+
+    def _also_held(
+        self, check: Check, survivors: Survivors, ours: list[Any], anchors: list[int], context: Context
+    ) -> None:
+        """Search again, past the holder a chain found, for an anchor something else keeps too.
+
+        The shortest chain may end at a slot that the next run replaces while
+        a list also keeps the object: the list is what grows. A chain that
+        ends at a list, set or deque is kept. *ours*: our own containers,
+        which the search ignores.
+        """
+        objs, chains = survivors.objs, context.chains
+        # what each chain's holder accounts for, and the chain's own reference to its end
+        through = {
+            a: references(chains[a][-2], objs[a]) + 1
+            for a in anchors
+            if a in chains and not growth.appends(chains[a][-2])
+        }
+        more = unexplained(survivors, list(through), context, self.harness.known, through)
+        if not more:
+            return
+        context.past.extend(chains[a][-2] for a in more)
+        found = self._find_chains(check.item, context, [objs[a] for a in more], ours)
+        chains.update((a, chain) for a, chain in zip(more, found) if len(chain) > 1)
 
     def _orphans(
         self, survivors: Survivors, groups: Groups, orphans: list[int], context: Context, running: bool

@@ -22,6 +22,7 @@ from typing import Any
 from pytest_leakhunt import edges
 from pytest_leakhunt.census import Survivors, _expand, _refs_of, references
 from pytest_leakhunt.classify import Context, _not_benign, is_subject
+from pytest_leakhunt.growth import appends
 from pytest_leakhunt.naming import qualified_type
 from pytest_leakhunt.quick import HOT
 from pytest_leakhunt.registries import KnownHolders
@@ -52,7 +53,7 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
         chain = context.repeated_leak(objs[i])
         if chain is not None:
             through[i] = references(chain[-2], objs[i])
-            if outside <= through[i]:
+            if outside <= through[i] or appends(chain[-2]):  # a list keeping it is what would grow
                 context.chains[i] = chain
             else:
                 partial[i] = chain[-2]

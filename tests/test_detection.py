@@ -6,6 +6,7 @@ import gc
 import json
 import platform
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -532,7 +533,9 @@ def test_a_leak_is_named_before_what_only_c_state_holds(pytester: pytest.Pyteste
     )
     result = pytester.runpytest_subprocess("--detect-leaks")
     assert result.parseoutcomes() == {"passed": 1, "leaked": 1}
-    result.stdout.fnmatch_lines(["*held by: *.SESSIONS[[]0[]] -> *.Session", "... and * more leak group* not explained"])
+    result.stdout.fnmatch_lines(
+        ["*held by: *.SESSIONS[[]0[]] -> *.Session", "... and * more leak group* not explained"]
+    )
     result.stdout.fnmatch_lines(["LEAKED *::test_keeps_both: tuple x1 held by <held outside Python objects*"])
 
 
@@ -624,3 +627,15 @@ def test_a_test_that_repeats_a_known_leak_still_has_its_other_roots_judged(pytes
     result = pytester.runpytest_subprocess("--detect-leaks", "-p", "no:randomly")
     assert result.parseoutcomes() == {"passed": 5, "leaked": 5}
     result.stdout.fnmatch_lines(["*held by: *EVENTS[[]0[]] -> dict"])
+
+
+def test_a_value_in_a_reset_slot_and_a_list_fails_its_test_when_it_runs_first(pytester: pytest.Pytester) -> None:
+    """The first search may meet the slot before the list; the list, which grows, is what is reported."""
+    # the same suite with the keeping test collected first (a name keeps the place of its first definition)
+    first = "def test_also_keeps_it():\n    pass\n"
+    marker = '    @pytest.mark.parametrize("n", range(12))'
+    pytester.makepyfile(SLOT_SUITE.replace(marker, textwrap.indent(first, "    ") + marker, 1))
+    result = pytester.runpytest_subprocess("--detect-leaks", "-p", "no:randomly", "-v")
+    result.stdout.fnmatch_lines(["*::test_also_keeps_it *", "*::test_uses_the_slot[[]0[]] *"])
+    assert result.parseoutcomes() == {"passed": 16, "leaked": 1}
+    result.stdout.fnmatch_lines(["LEAKED *::test_also_keeps_it: list x1 held by *HISTORY*"])
