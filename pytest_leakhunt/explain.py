@@ -11,8 +11,6 @@ pytest's; ``_leaks`` builds one ``Leak`` per group and holder.
 from __future__ import annotations
 
 import gc
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -253,7 +251,11 @@ class Explainer:
                 if leak is not None:
                     leaks.append(leak)
         if drawn:
-            self._write_snapshot(check.item.nodeid, drawn, survivors.objs)
+            from pytest_leakhunt import heapsnapshot  # only for --leaks-snapshot-dir
+
+            heapsnapshot.write_leaks(
+                self.config, str(self.settings.snapshot_dir), check.item.nodeid, drawn, survivors.objs
+            )
             drawn.clear()
         return leaks, more
 
@@ -367,19 +369,6 @@ class Explainer:
             live.clear()
             near.clear()
             targets.clear()
-
-    def _write_snapshot(self, nodeid: str, drawn: list[tuple[list[Any], set[int]]], objs: list[Any]) -> None:
-        """The leaked objects of this test, their references among themselves, and their chains from modules."""
-        from pytest_leakhunt import artifacts, heapsnapshot  # only for --leaks-snapshot-dir
-
-        snapshot = heapsnapshot.Snapshot()
-        for chain, closure in drawn:
-            heapsnapshot.add_chain(snapshot, chain)
-            heapsnapshot.add_objects(snapshot, [objs[j] for j in closure])
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_") + ".heapsnapshot"
-        path = os.path.join(str(self.settings.snapshot_dir), name)
-        # a snapshot that cannot be written is one warning at the end, never this test's verdict
-        artifacts.register(self.config).write(artifacts.SNAPSHOT, path, snapshot.write, replace_at_end=True)
 
     def tracked(self, tracker: LeakTracker, reported: set[int], window: HeapWindow) -> list[Leak]:
         """What the test's ``leak_tracker`` watches and is still alive, less what the census reported."""

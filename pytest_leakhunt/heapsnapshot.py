@@ -14,17 +14,21 @@ import errno
 import gc
 import json
 import os
+import re
 import stat
 import sys
 import time
 import types
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_leakhunt.artifacts import write_text
 from pytest_leakhunt.edges import edge
 from pytest_leakhunt.naming import type_name
 from pytest_leakhunt.registries import ELEMENT_CONTAINERS, SEQUENCES
+
+if TYPE_CHECKING:
+    import pytest
 
 #: V8's node and edge type tables; we use a few of each.
 NODE_TYPES = [
@@ -326,3 +330,22 @@ def grown(
     ]
     kept = [d for d in deltas if d[1] > 0 or d[2] > 0]
     return sorted(kept, key=lambda d: (-d[2], -d[1], d[0]))[:limit]
+
+
+def write_leaks(
+    config: pytest.Config, directory: str, nodeid: str, drawn: list[tuple[list[Any], set[int]]], objs: list[Any]
+) -> None:
+    """One test's leaked objects (*drawn*: each leak's chain from a module and its closure among *objs*), their
+    references among themselves and their chains, as ``DIRECTORY/<nodeid>.heapsnapshot``.
+    """
+    from pytest_leakhunt import artifacts
+
+    snapshot = Snapshot()
+    for chain, closure in drawn:
+        add_chain(snapshot, chain)
+        add_objects(snapshot, [objs[j] for j in closure])
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_") + ".heapsnapshot"
+    # a snapshot that cannot be written is one warning at the end, never this test's verdict
+    artifacts.register(config).write(
+        artifacts.SNAPSHOT, os.path.join(directory, name), snapshot.write, replace_at_end=True
+    )
