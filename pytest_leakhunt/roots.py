@@ -16,6 +16,7 @@ import codecs
 import contextvars
 import gc
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -200,14 +201,23 @@ def recheck_orphans(
     the collector cannot see may be such garbage too (a C object's hidden
     reference). Paid only for leaks no module reaches: a chain from a module
     proves the object alive. The holders of those kept are named in one walk
-    of the heap.
+    of the heap. When that walk finds no holder at all and no other thread
+    runs, what keeps them is C state (a stream's decoder, an extension's
+    cache) and no collection is paid; should that C state be garbage's after
+    all, the second run that decides whether they grow collects first.
     """
     objs = survivors.objs
     if _in_current_context(objs, orphans):
         return dict.fromkeys(orphans, ("<Context>",))
+    ignore = [objs, *context.chains.values()]
+    if threading.active_count() == 1:
+        names = edges.holder_names([objs[a] for a in orphans], ignore)
+        if all(name is None for name in names):
+            return {a: (edges.HELD_OUTSIDE,) for a in unexplained(survivors, orphans, context, known)}
+        del names
     context.window.collect_all()
     kept = unexplained(survivors, orphans, context, known)
-    names = edges.holder_names([objs[a] for a in kept], [objs, *context.chains.values()])
+    names = edges.holder_names([objs[a] for a in kept], ignore)
     return {a: name or (edges.HELD_OUTSIDE,) for a, name in zip(kept, names)}
 
 

@@ -639,3 +639,28 @@ def test_a_value_in_a_reset_slot_and_a_list_fails_its_test_when_it_runs_first(py
     result.stdout.fnmatch_lines(["*::test_also_keeps_it *", "*::test_uses_the_slot[[]0[]] *"])
     assert result.parseoutcomes() == {"passed": 16, "leaked": 1}
     result.stdout.fnmatch_lines(["LEAKED *::test_also_keeps_it: list x1 held by *HISTORY*"])
+
+
+def test_a_weak_key_a_replaced_slot_kept_does_not_grow(pytester: pytest.Pytester) -> None:
+    """The class a slot held before the next run replaced it is garbage; what only it kept does not grow."""
+    pytester.makepyfile(
+        """
+        import threading, weakref
+        LOCKS = weakref.WeakKeyDictionary()
+        class Config:
+            factory = None
+        CONFIG = Config()
+        class Stream:
+            pass
+        def test_configures():
+            stream = Stream()
+            class Factory:  # a class is a cycle: replaced, it is garbage, frozen until a full collection
+                out = stream
+            CONFIG.factory = Factory
+            LOCKS[stream] = threading.Lock()
+        """
+    )
+    result = pytester.runpytest_subprocess("--detect-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*LEAKED*")
+    result.stdout.fnmatch_lines(["retained once *::test_configures: *"])
