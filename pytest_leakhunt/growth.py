@@ -166,6 +166,21 @@ class Probe:
                 out.setdefault(fingerprint, ONCE)
         return out
 
+    def may_hang_on_garbage(self, fingerprints: set[str]) -> bool:
+        """Whether what these fingerprints' first run left is held only while something else lives.
+
+        That is C state (no holder), or a weak-keyed entry (a ``WeakKeyDictionary``'s
+        data, at the holder or at the root) whose value does not keep its own key:
+        the key may be garbage's. A strong hold of a live holder does not depend on it.
+        """
+        for fingerprint, _, holder, root_ref, leaked_ref, _ in self.entries:
+            if fingerprint not in fingerprints:
+                continue
+            root, leaked = root_ref(), leaked_ref()
+            if holder is None or _weakly_keyed(holder, root) or _weakly_keyed(root, leaked):
+                return True
+        return False
+
     def by_fingerprint(self) -> dict[str, tuple[str, str, Any, Any, Any, bool]]:
         return {entry[0]: entry for entry in self.entries}
 
@@ -206,6 +221,17 @@ def _held_elsewhere(entry: tuple[str, str, Any, Any, Any, bool]) -> bool:
     root = entry[3]()
     ours = 3 + (entry[4]() is root)  # our one or two boxes, *root* here, getrefcount's argument
     return root is not None and sys.getrefcount(root) > ours
+
+
+def _weakly_keyed(holder: Any, value: Any) -> bool:
+    """Whether *holder* is a dict that keeps *value* under a weak key *value* does not keep alive itself."""
+    if type(holder) is not dict or value is None or value is holder:
+        return False
+    for key, entry in list(holder.items()):
+        if entry is value and isinstance(key, weakref.ref):
+            target = key()
+            return target is not None and target is not value and not _reaches(value, target)
+    return False
 
 
 def _reaches(start: Any, target: Any, depth: int = 4, budget: int = 2000) -> bool:

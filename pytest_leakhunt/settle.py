@@ -130,10 +130,12 @@ def _confirmed(probe: growth.Probe, again: list[Leak]) -> dict[str, growth.Reten
     it was frozen is still there until a full collection: the value a slot
     held before the second run replaced it (a class always is a cycle) may
     still keep the first run's object, or the key of its weak-keyed entry.
-    Only an answer of growth can come from that, and only then is it paid.
+    Only an answer of growth can come from that, and only then, for what is
+    held through a weak key or by C state, is it paid.
     """
     retentions = probe.retentions(again, census.holds)
-    if any(retention == growth.GROWS for retention in retentions.values()):
+    grows = {fingerprint for fingerprint, retention in retentions.items() if retention == growth.GROWS}
+    if grows and probe.may_hang_on_garbage(grows):
         gc.collect()
         retentions = probe.retentions(again, census.holds)
     return retentions
