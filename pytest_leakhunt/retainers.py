@@ -140,7 +140,7 @@ class _ChainSearch:
         """Reached something a module global holds: no need to walk the heap for the last links."""
         for obj in frontier:
             prefix = self.globals_of.prefix(obj, self.likely)
-            if prefix is not None:
+            if prefix is not None and not any(id(link) in self.skip for link in prefix):
                 self._chain_from(*prefix, obj)
         obj = prefix = None
 

@@ -577,7 +577,8 @@ def test_a_value_set_on_a_context_variable_is_retained_once_by_the_context(pytes
 SLOT_SUITE = """
     import pytest
     class Settings:
-        processors = None
+        def __init__(self):
+            self.processors = []
     SETTINGS = Settings()
     HISTORY = []
     @pytest.fixture(autouse=True)
