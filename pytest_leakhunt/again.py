@@ -6,9 +6,10 @@ follow the same cached chain and build the same ``Leak``, test after test.
 When the survivors' shape (``census.shape``: names and counts of types,
 references among them) is one an earlier check explained as a single leak
 through a cached chain, and that chain still holds a survivor of that type,
-the earlier ``Leak`` is the answer. The shape is the same evidence the clean
-shapes of ``check`` rest on. The leak still goes to the probe, as the explain
-stage sends it, so that the settle stage decides it the same way.
+the earlier ``Leak`` is the answer, once its chain still reads the same (sizes
+are the earlier test's). The shape is the same evidence the clean shapes of
+``check`` rest on. The leak still goes to the probe, as the explain stage
+sends it, so that the settle stage decides it the same way.
 
 Nothing a test made is kept: a chain's links are long-lived program state
 (as ``retainers.ChainCache`` keeps them) and the rest is names.
@@ -20,7 +21,7 @@ import gc
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_leakhunt import growth, hints
+from pytest_leakhunt import edges, growth, hints
 from pytest_leakhunt.census import Survivors, links_hold, references
 from pytest_leakhunt.model import Leak
 from pytest_leakhunt.naming import qualified_type
@@ -50,9 +51,8 @@ class Repeats:
             return
         leak = leaks[0]
         plain = leak.kind == "object" and leak.count == 1 and leak.attributed_to is None and leak.name is None
-        if not plain or leak.retention != growth.UNSETTLED or leak.root_type != leak.type:
-            return
-        # the roots stage gave *chain* only because it accounts for every outside reference to the object
+        if not plain or leak.retention != growth.UNSETTLED or leak.root_type != leak.type or leak.allocated_at:
+            return  # an allocation site is each test's own (tracemalloc started by the user)
         if qualified_type(chain[-1]) != leak.type or any(id(link) in survivors.index for link in chain[:-1]):
             return
         names = (hints.fingerprint(leak), growth.holder_root(leak.retained_by))
@@ -73,7 +73,10 @@ class Repeats:
         full analysis, as a cached chain is.
         """
         known = self._by_shape.get(shape)
-        if known is None or id(known.prefix[-1]) in registries or not links_hold(list(known.prefix)):
+        if known is None:
+            return None
+        if id(known.prefix[-1]) in registries or not links_hold(list(known.prefix)):
+            del self._by_shape[shape]  # the chain no longer holds: what it kept alive goes with the entry
             return None
         objs, index, holder = survivors.objs, survivors.index, known.prefix[-1]
         held = [index[id(ref)] for ref in gc.get_referents(holder) if id(ref) in index]
@@ -81,9 +84,12 @@ class Repeats:
         # one survivor of that type, and nothing else references it: another holder may be the one that grows
         if len(held) != 1 or survivors.external(held[0]) > references(holder, objs[held[0]]):
             return None
-        if earlier.leaked_by([*known.prefix, objs[held[0]]]) is not None:
+        leaked = objs[held[0]]
+        # under the same name (another attribute of the same object is another leak), not an earlier test's leak
+        same = edges.describe_chain([*known.prefix, leaked], ignore=[objs]) == known.leak.retained_by
+        if not same or earlier.leaked_by([*known.prefix, leaked]) is not None:
             return None
-        probe.add(known.fingerprint, known.root_name, holder, objs[held[0]], objs[held[0]])
+        probe.add(known.fingerprint, known.root_name, holder, leaked, leaked)
         return [known.leak]
 
     def clear(self) -> None:

@@ -266,7 +266,6 @@ class Checker:
             found, more = self._explainer.explain(check, survivors, candidates, context, running=running)
         finally:
             context.chains.clear()
-            context.past.clear()
         if chain is not None and shape is not None and not more:
             self._repeats.learn(shape, chain, survivors, found)
         del chain

@@ -82,8 +82,6 @@ class Context:
     forced: dict[int, int] = field(default_factory=dict)
     #: chains found through repeated_leak, by survivor index; cleared with the context
     chains: dict[int, list[Any]] = field(default_factory=dict)
-    #: holders of cached chains whose objects something else keeps too: chain searches look past them
-    past: list[Any] = field(default_factory=list)
     #: the running item: it holds the test's fixture values, so it is tried with the hottest shared holders
     item: Any = None
     #: (attribute dict, name) of shared harness holders that kept subjects in earlier checks, such as the

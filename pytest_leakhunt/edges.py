@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import operator
 import types
 import weakref
 from collections.abc import Iterable
@@ -180,19 +179,20 @@ def _orphan_segments(obj: Any, ignore: Iterable[Any]) -> tuple[str, ...]:
 
 
 def holder_names(targets: list[Any], ignore: list[Any]) -> list[tuple[str, ...] | None]:
-    """Each target's direct holders by type, in one walk of the heap: ``("<Context>",)``.
+    """Each target's direct holder, named by its type (the first name in order), in one walk of the heap.
 
     A target held only by frames (a thread's stack) is named as held outside;
     None means nothing the collector sees holds it at all. *ignore* lists our
     own containers; the argument tuple ``gc.get_referrers`` is given is ours too.
     """
+    args = tuple(targets)  # CPython hands this very tuple to gc.get_referrers, which then reports it
     skip = {id(x) for x in ignore}
-    skip.add(id(targets))
+    skip.update((id(targets), id(args)))
     position = {id(t): k for k, t in enumerate(targets)}
     names: list[set[str]] = [set() for _ in targets]
     seen = [False] * len(targets)
-    for holder in gc.get_referrers(*targets):
-        if id(holder) in skip or (type(holder) is tuple and _is_argument_tuple(holder, targets)):
+    for holder in gc.get_referrers(*args) if args else ():
+        if id(holder) in skip:
             continue
         for ref in gc.get_referents(holder):
             k = position.get(id(ref))
@@ -203,7 +203,3 @@ def holder_names(targets: list[Any], ignore: list[Any]) -> list[tuple[str, ...] 
                 names[k].add(f"<{type(holder).__name__}>")
     holder = None
     return [tuple(sorted(n)[:1]) or (HELD_OUTSIDE,) if held else None for n, held in zip(names, seen)]
-
-
-def _is_argument_tuple(holder: tuple[Any, ...], targets: list[Any]) -> bool:
-    return len(holder) == len(targets) and all(map(operator.is_, holder, targets))

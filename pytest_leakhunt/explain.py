@@ -152,9 +152,10 @@ class Explainer:
         more = unexplained(survivors, list(through), context, self.harness.known, through)
         if not more:
             return
-        context.past.extend(chains[a][-2] for a in more)
-        found = self._find_chains(check.item, context, [objs[a] for a in more], ours)
-        chains.update((a, chain) for a, chain in zip(more, found) if len(chain) > 1)
+        past = [chains[a][-2] for a in more]  # this search does not go through them; the others do
+        found = self._find_chains(check.item, context, [objs[a] for a in more], [*ours, *past])
+        past.clear()
+        chains.update((a, chain) for a, chain in zip(more, found) if len(chain) > 1)  # else the first chain stays
 
     def _orphans(
         self, survivors: Survivors, groups: Groups, orphans: list[int], context: Context, running: bool
@@ -358,7 +359,7 @@ class Explainer:
         try:
             return retainers.find_chains(
                 targets,
-                ignore=[*ignore, targets, live, near, *own_caches(), *resources.own_caches(), *context.past],
+                ignore=[*ignore, targets, live, near, *own_caches(), *resources.own_caches()],
                 module_globals=self.globals,
                 live_harness=live,
                 likely_modules=[getattr(module, "__name__", "")],

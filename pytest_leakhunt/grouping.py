@@ -45,7 +45,7 @@ class Groups:
 
     def in_order(self) -> list[tuple[str, list[int]]]:
         """Principals by type, those a module reaches first: past the cap on leaks per test, what is cut is what
-        only C state or a stack holds, never a leak with a holder to name.
+        no module reaches (C state, a stack, an object no module reaches), never a leak with a chain to show.
         """
         held_outside = self.held_outside
         return sorted(self.by_type.items(), key=lambda item: all(self.anchor_of[p] in held_outside for p in item[1]))

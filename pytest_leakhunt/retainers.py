@@ -369,10 +369,12 @@ _NAMESPACE_LEN = 64
 
 
 def _namespace(holder: Any) -> bool:
-    """Whether *holder* keeps values under names: an instance (its attributes) or a short dict."""
-    if type(holder) is dict:
+    """Whether *holder* keeps values under names: a short dict, or an instance with attributes of its own."""
+    if isinstance(holder, dict):
         return len(holder) <= _NAMESPACE_LEN
-    return not isinstance(holder, SEQUENCES) and not isinstance(holder, (set, frozenset, type, types.ModuleType))
+    if isinstance(holder, (*SEQUENCES, set, frozenset, type, types.ModuleType)):
+        return False
+    return type(holder).__dictoffset__ != 0  # has attributes of its own (read without making its __dict__)
 
 
 def _is_test_module(name: str) -> bool:

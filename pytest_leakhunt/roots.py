@@ -45,7 +45,7 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
         return []
     # A holder that leaked in an earlier test and still keeps this object: no need to look further,
     # unless the object has other references, which known holders must then account for.
-    partial: dict[int, Any] = {}  # candidate -> the holder of its cached chain (long-lived state, not the object)
+    partial: list[int] = []  # candidates whose cached chain's holder does not account for every reference
     through: dict[int, int] = {}
     for i in candidates:
         if i in context.chains:
@@ -57,18 +57,16 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
             if outside <= through[i] or appends(chain[-2]):  # a list keeping it is what would grow
                 context.chains[i] = chain
             else:
-                partial[i] = chain[-2]
+                partial.append(i)
         del chain
     rest = [i for i in candidates if i not in context.chains and i not in partial]
     rest = unexplained(survivors, [*partial, *_not_held_by_c(survivors, rest, context)], context, known, through)
-    for i, holder in partial.items():
+    for i in partial:
+        # accounted for by known holders: the cached chain explains it; else the explain stage searches for it
         chain = context.repeated_leak(objs[i]) if i not in rest else None
         if chain is not None:
             context.chains[i] = chain
-        else:
-            context.past.append(holder)  # something else keeps it too: the search looks past this holder
         del chain
-    partial.clear()
     return sorted([*context.chains, *rest])
 
 
@@ -217,6 +215,8 @@ def recheck_orphans(
         del names
     context.window.collect_all()
     kept = unexplained(survivors, orphans, context, known)
+    if not kept:
+        return {}
     names = edges.holder_names([objs[a] for a in kept], ignore)
     return {a: name or (edges.HELD_OUTSIDE,) for a, name in zip(kept, names)}
 
