@@ -62,7 +62,8 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
     rest = [i for i in candidates if i not in context.chains and i not in partial]
     rest = unexplained(survivors, [*partial, *_not_held_by_c(survivors, rest, context)], context, known, through)
     for i in partial:
-        # accounted for by known holders: the cached chain explains it; else the explain stage searches for it
+        # accounted for by known holders: the cached chain explains it; else the explain stage searches for it.
+        # Looked up again rather than kept: held across the accounting, the chain would be one more reference.
         chain = context.repeated_leak(objs[i]) if i not in rest else None
         if chain is not None:
             context.chains[i] = chain
