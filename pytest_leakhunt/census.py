@@ -71,6 +71,12 @@ class Survivors:
             self._internal = list(map(counts.get, map(id, objs), itertools.repeat(0)))
         return self._index
 
+    def has(self, obj: Any) -> bool:
+        """Whether *obj* is a survivor; without building the index when nothing else needed it."""
+        if self._index is not None:
+            return id(obj) in self._index
+        return any(map(operator.is_, self.objs, itertools.repeat(obj)))
+
     @property
     def internal(self) -> list[int]:
         """References to each survivor from other survivors."""

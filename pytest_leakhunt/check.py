@@ -205,17 +205,17 @@ class Checker:
             return [], 0  # no subject survived, and at a teardown report builtin roots are not judged
         if harness.fresh_fixtures:
             rest, remembered = list(rest) or [], False  # the quick verdict trusts fixture holders: not these
+        shape = census.shape(survivors, harness.key()) if not rest and not harness.fresh_fixtures else None
+        if shape is not None and shape in self._clean_shapes:
+            return [], 0  # the same objects, by type and references, as a test found clean before
         context = self._context(check, codes, builtin)
         quick = self._quick(survivors, context, item, rest, remembered) if rest else []
         del rest
         if quick == [] and not builtin:
             return [], 0
         context.subjects_settled = quick == []
-        shape = (
-            census.shape(survivors, harness.key()) if context.subjects_settled and not harness.fresh_fixtures else None
-        )
-        if shape is not None and shape in self._clean_shapes:
-            return [], 0  # the same objects, by type and references, as a test found clean before
+        if context.subjects_settled and shape is None and not harness.fresh_fixtures:
+            shape = census.shape(survivors, harness.key())  # the quick verdict accounted for every subject
         repeatable = self._may_repeat and not check.probing and not check.tracked and not owned
         if shape is not None and repeatable:
             known = self._repeats.again(shape, survivors, check.probe, harness.known.ids(), self._earlier)

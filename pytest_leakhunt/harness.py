@@ -10,6 +10,7 @@ bookkeeping, recognised by a set lookup).
 
 from __future__ import annotations
 
+import itertools
 import sys
 import types
 from collections.abc import Iterator
@@ -141,7 +142,7 @@ class Harness:
         The holder caches can only have taken such objects in when this check
         rebuilt them (shared holders) or added to them (*held_at*: their length before).
         """
-        if any(issubclass(cls, type) for cls in survivors.types):
+        if any(map(isinstance, survivors.objs, itertools.repeat(type))):
             resources.forget_types(classify.forget_new_types(survivors.objs))
         rebuilt = self._shared is not None and self._shared_checked == self.checks
         if not rebuilt and len(self.held_at) == held_at:
@@ -236,14 +237,10 @@ def fresh_fixtures(item: pytest.Item, survivors: census.Survivors) -> list[Any]:
     it is judged like program state rather than as pytest's.
     """
     fresh = []
-    index = None
     for defs in fixturedefs(item):
         fixturedef = defs[-1] if defs else None
         cached = getattr(fixturedef, "cached_result", None)
-        if cached is None or not user_fixture(fixturedef):
-            continue
-        index = survivors.index if index is None else index
-        if id(cached) in index:
+        if cached is not None and user_fixture(fixturedef) and survivors.has(cached):
             fresh.append(fixturedef)
     return fresh
 

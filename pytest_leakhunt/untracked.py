@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import itertools
+import operator
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,13 +49,15 @@ class ContainerWatch:
     rootdir: str
     #: (module name, global name) of each watched global
     _names: list[tuple[str, str]] = field(default_factory=list)
+    #: the same names by module, in the same order: each module's are read in one C-level pass
+    _groups: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     _modules: int = -1
     _seen: set[str] = field(default_factory=set)
 
     def lengths(self) -> list[int]:
         """The current length of every watched container (-1 where the name no longer holds one)."""
         self._refresh()
-        return [_length(value) for value in self._values()]
+        return _lengths(self._values())
 
     def grown(self, before: list[int], new: Callable[[], dict[int, int]]) -> list[Grown]:
         """Containers longer now than in *before* (their lengths when the test started) with nothing *new* in them.
@@ -62,11 +66,13 @@ class ContainerWatch:
         one of them got longer with something the census has judged already
         (reported, ignored, explained), so it is not counted twice.
         """
+        values = self._values()
         out = []
-        for (module, name), old, value in zip(self._names, before, self._values()):
-            now = _length(value)
-            if old >= 0 and now > old and not _holds_any(_container(value), new()):
-                out.append(Grown(module, name, now - old, isinstance(_container(value), dict)))
+        for pos in itertools.compress(range(len(before)), map(operator.gt, _lengths(values), before)):
+            module, name = self._names[pos]
+            container = _container(values[pos])
+            if before[pos] >= 0 and not _holds_any(container, new()):
+                out.append(Grown(module, name, len(container) - before[pos], isinstance(container, dict)))
         return out
 
     def named(self, pos: int) -> tuple[str, Any]:
@@ -75,11 +81,17 @@ class ContainerWatch:
         namespace = getattr(sys.modules.get(module), "__dict__", None)
         return f"{module}.{name}", _container(namespace.get(name)) if type(namespace) is dict else None
 
-    def _values(self) -> Iterator[Any]:
+    def _values(self) -> list[Any]:
+        """The value of every watched global now (None where its module is gone), in the order of ``_names``."""
         modules = sys.modules
-        for module, name in self._names:
+        values: list[Any] = []
+        for module, names in self._groups:
             namespace = getattr(modules.get(module), "__dict__", None)
-            yield namespace.get(name) if type(namespace) is dict else None
+            if type(namespace) is dict:
+                values.extend(map(namespace.get, names))
+            else:
+                values.extend(itertools.repeat(None, len(names)))
+        return values
 
     def _refresh(self) -> None:
         if len(sys.modules) == self._modules:
@@ -93,14 +105,19 @@ class ContainerWatch:
             filename = getattr(module, "__file__", None)
             if not isinstance(filename, str) or not _in_project(filename, root):
                 continue
-            for name, value in list(getattr(module, "__dict__", {}).items()):
-                if _container(value) is not None and not name.startswith("__"):
-                    self._names.append((module_name, name))
+            names = [
+                name
+                for name, value in list(getattr(module, "__dict__", {}).items())
+                if _container(value) is not None and not name.startswith("__")
+            ]
+            if names:
+                self._names.extend((module_name, name) for name in names)
+                self._groups.append((module_name, tuple(names)))
 
 
 def _in_project(filename: str, root: str) -> bool:
-    path = os.path.normcase(os.path.realpath(filename))
-    return path.startswith(root) and is_user_file(filename)
+    # is_user_file resolves the path once per file name and turns away libraries before this resolves it again
+    return is_user_file(filename) and os.path.normcase(os.path.realpath(filename)).startswith(root)
 
 
 def _container(value: Any) -> Any:
@@ -115,6 +132,15 @@ def _container(value: Any) -> Any:
 def _holds_any(container: Any, new: dict[int, int]) -> bool:
     items = [*container.keys(), *container.values()] if isinstance(container, dict) else list(container)
     return not new.keys().isdisjoint(map(id, items))
+
+
+#: Globals of these exact types are their own container: their length is read without a call of ours.
+_PLAIN = frozenset({list, dict, set})
+
+
+def _lengths(values: list[Any]) -> list[int]:
+    """The length of each value's container, -1 where it stands for none (read for every checked test)."""
+    return [len(value) if type(value) in _PLAIN else _length(value) for value in values]
 
 
 def _length(value: Any) -> int:
