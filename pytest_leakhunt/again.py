@@ -1,15 +1,18 @@
-"""The same leak again: a test whose survivors look like an earlier test's, held by the same cached chain.
+"""The same leaks again: a test whose survivors look like an earlier test's, held by the same cached chains.
 
 A suite whose autouse fixture resets a configuration slot leaves one new
-value in that slot after every test: each check would find the same root,
-follow the same cached chain and build the same ``Leak``, test after test.
+value in that slot after every test, and one whose streams are cached per
+wrapper leaves one more entry: each check would find the same roots, follow
+the same cached chains and build the same ``Leak`` records, test after test.
 When the survivors' shape (``census.shape``: names and counts of types,
-references among them) is one an earlier check explained as a single leak
-through a cached chain, and that chain still holds a survivor of that type,
-the earlier ``Leak`` is the answer, once its chain still reads the same (sizes
-are the earlier test's). The shape is the same evidence the clean shapes of
-``check`` rest on. The leak still goes to the probe, as the explain stage
-sends it, so that the settle stage decides it the same way.
+references among them) is one an earlier check explained entirely through
+cached chains (and C state, for what no gc-visible object holds), and each
+chain still holds one survivor of its type, the earlier leaks are the answer,
+once each chain still reads the same (sizes are the earlier test's). The
+shape is the same evidence the clean shapes of ``check`` rest on. Each leak
+still goes to the probe, as the explain stage sends it, so that the settle
+stage decides it the same way; one held by C state is given again only once
+that stage has decided it, since it has nothing to put in the probe.
 
 Nothing a test made is kept: a chain's links are long-lived program state
 (as ``retainers.ChainCache`` keeps them) and the rest is names.
@@ -18,11 +21,12 @@ Nothing a test made is kept: a chain's links are long-lived program state
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_leakhunt import edges, growth, hints
-from pytest_leakhunt.census import Survivors, links_hold, references
+from pytest_leakhunt.census import Survivors, _held_by, links_hold, references
 from pytest_leakhunt.model import Leak
 from pytest_leakhunt.naming import qualified_type
 
@@ -38,25 +42,53 @@ class _Known:
     root_name: str
 
 
-class Repeats:
-    """Leaks explained through a cached chain, by the shape of the survivors they were found among."""
+@dataclass(frozen=True)
+class _Verdict:
+    """What one check found: leaks through cached chains, and leaks no gc-visible holder keeps (names only)."""
 
-    def __init__(self, limit: int = 64) -> None:
-        self._by_shape: dict[tuple[Any, ...], _Known] = {}
+    chained: tuple[_Known, ...]
+    #: leaks held outside Python objects (C state): given again once the settle stage has decided their kind
+    unheld: tuple[Leak, ...]
+    unheld_fingerprints: tuple[str, ...]
+
+
+class Repeats:
+    """Verdicts of leaks explained through cached chains, by the shape of the survivors they were found among.
+
+    *earlier* are the growing leaks of earlier tests (a chain through one is
+    left to the full analysis, and a growing leak given again joins them);
+    *settled* tells whether the settle stage has decided a fingerprint.
+    """
+
+    def __init__(self, earlier: growth.EarlierLeaks, settled: Callable[[str], bool], limit: int = 64) -> None:
+        self._by_shape: dict[tuple[Any, ...], _Verdict] = {}
+        self._earlier = earlier
+        self._settled = settled
         self._limit = limit
 
-    def learn(self, shape: tuple[Any, ...], chain: list[Any], survivors: Survivors, leaks: list[Leak]) -> None:
-        """Remember a check that found one leak, the object *chain* ends at, and nothing else."""
-        if len(leaks) != 1 or len(self._by_shape) >= self._limit or shape in self._by_shape:
+    def learn(self, shape: tuple[Any, ...], chains: list[list[Any]], survivors: Survivors, leaks: list[Leak]) -> None:
+        """Remember a check whose leaks each came through one of *chains* (cached), or from C state, and no other."""
+        if not chains or len(self._by_shape) >= self._limit or shape in self._by_shape:
             return
-        leak = leaks[0]
-        plain = leak.kind == "object" and leak.count == 1 and leak.attributed_to is None and leak.name is None
-        if not plain or leak.retention != growth.UNSETTLED or leak.root_type != leak.type or leak.allocated_at:
-            return  # an allocation site is each test's own (tracemalloc started by the user)
-        if qualified_type(chain[-1]) != leak.type or any(id(link) in survivors.index for link in chain[:-1]):
-            return
-        names = (hints.fingerprint(leak), growth.holder_root(leak.retained_by))
-        self._by_shape[shape] = _Known(tuple(chain[:-1]), leak.type, leak, *names)
+        chained: list[_Known] = []
+        unheld: list[Leak] = []
+        for leak in leaks:
+            plain = leak.kind == "object" and leak.count == 1 and leak.attributed_to is None and leak.name is None
+            decided = leak.retention == growth.GROWS and growth.holder_root(leak.retained_by)
+            if not plain or not (decided or leak.retention == growth.UNSETTLED):
+                return  # retained once or an earlier test's: the full analysis tells again
+            if leak.root_type != leak.type or leak.allocated_at:
+                return  # an allocation site is each test's own (tracemalloc started by the user)
+            if not growth.holder_root(leak.retained_by):
+                unheld.append(leak)
+                continue
+            known = _through(leak, chains, survivors)
+            if known is None:
+                return
+            chained.append(known)
+        if len(chained) == len(chains):
+            fingerprints = tuple(map(hints.fingerprint, unheld))
+            self._by_shape[shape] = _Verdict(tuple(chained), tuple(unheld), fingerprints)
 
     def again(
         self,
@@ -64,33 +96,85 @@ class Repeats:
         survivors: Survivors,
         probe: growth.Probe,
         registries: set[int],
-        earlier: growth.EarlierLeaks,
+        slots: list[Any],
+        nodeid: str,
     ) -> list[Leak] | None:
-        """The earlier leak, when the chain still holds exactly one survivor of its type; its entry in *probe*.
+        """The earlier leaks, when each chain still holds exactly one survivor of its type.
 
+        As the explain stage would, each leak the settle stage decides goes
+        to *probe*, and what a growing leak keeps is remembered as *nodeid*'s.
         A chain that now ends at a registry learned since (*registries*), or
         that passes through an earlier test's growing leak, is left to the
-        full analysis, as a cached chain is.
+        full analysis, as a cached chain is. Besides its holder, only the
+        harness holders the quick verdict reads (*slots*) may reference a
+        leaked object. A leak held outside Python objects is given again only
+        once the settle stage has decided it: it has nothing to put in the probe.
         """
-        known = self._by_shape.get(shape)
-        if known is None:
+        verdict = self._by_shape.get(shape)
+        if verdict is None or not all(map(self._settled, verdict.unheld_fingerprints)):
             return None
-        if id(known.prefix[-1]) in registries or not links_hold(list(known.prefix)):
-            del self._by_shape[shape]  # the chain no longer holds: what it kept alive goes with the entry
-            return None
-        objs, index, holder = survivors.objs, survivors.index, known.prefix[-1]
-        held = [index[id(ref)] for ref in gc.get_referents(holder) if id(ref) in index]
-        held = [j for j in held if qualified_type(objs[j]) == known.type_name]
-        # one survivor of that type, and nothing else references it: another holder may be the one that grows
-        if len(held) != 1 or survivors.external(held[0]) > references(holder, objs[held[0]]):
-            return None
-        leaked = objs[held[0]]
-        # under the same name (another attribute of the same object is another leak), not an earlier test's leak
-        same = edges.describe_chain([*known.prefix, leaked], ignore=[objs]) == known.leak.retained_by
-        if not same or earlier.leaked_by([*known.prefix, leaked]) is not None:
-            return None
-        probe.add(known.fingerprint, known.root_name, holder, leaked, leaked)
-        return [known.leak]
+        leaked: list[Any] = []
+        leaks: list[Leak] = []
+        for known in verdict.chained:
+            if id(known.prefix[-1]) in registries or not links_hold(list(known.prefix)):
+                del self._by_shape[shape]  # the chain no longer holds: what it kept alive goes with the entry
+                return None
+            obj, place = _held_again(known, survivors, self._earlier, slots)
+            if obj is None:
+                return None
+            leaked.append(obj)
+            leaks.append(known.leak if place == known.leak.retained_by else replace(known.leak, retained_by=place))
+            del obj
+        for known, obj in zip(verdict.chained, leaked):
+            if known.leak.retention == growth.GROWS:
+                index = survivors.index
+                self._earlier.remember([survivors.objs[j] for j in survivors.closure([index[id(obj)]])], nodeid)
+            else:
+                probe.add(known.fingerprint, known.root_name, known.prefix[-1], obj, obj)
+        leaked.clear()
+        return [*leaks, *verdict.unheld]
 
     def clear(self) -> None:
         self._by_shape.clear()
+
+
+def _through(leak: Leak, chains: list[list[Any]], survivors: Survivors) -> _Known | None:
+    """*leak* as given by the one chain among *chains* that ends at an object of its type under its name."""
+    for chain in chains:
+        if qualified_type(chain[-1]) != leak.type or any(id(link) in survivors.index for link in chain[:-1]):
+            continue
+        if edges.describe_chain(chain, ignore=[survivors.objs]) == leak.retained_by:
+            names = (hints.fingerprint(leak), growth.holder_root(leak.retained_by))
+            return _Known(tuple(chain[:-1]), leak.type, leak, *names)
+    return None
+
+
+def _held_again(
+    known: _Known, survivors: Survivors, earlier: growth.EarlierLeaks, slots: list[Any]
+) -> tuple[Any, tuple[str, ...]]:
+    """The one survivor of *known*'s type that its chain holds and nothing but *slots* also references, and
+    where it sits; (None, ()) when there is none.
+    """
+    objs, index, holder = survivors.objs, survivors.index, known.prefix[-1]
+    # at C speed: the holder may be a cache that grew by one entry per test
+    held = [index[key] for key in filter(index.__contains__, map(id, gc.get_referents(holder)))]
+    held = [j for j in held if j >= 0 and qualified_type(objs[j]) == known.type_name]
+    if len(held) != 1:
+        return None, ()
+    leaked = objs[held[0]]
+    # nothing else references it: another holder may be the one that grows
+    outside = survivors.external(held[0]) - 1  # less the reference of *leaked*, ours
+    if outside > references(holder, leaked) + _held_by(slots, [leaked]).count(id(leaked)):
+        return None, ()
+    # in the same place (another attribute of the same object is another leak), not an earlier test's leak
+    place = edges.describe_chain([*known.prefix, leaked], ignore=[objs])
+    if not _same_place(place, known.leak.retained_by) or earlier.leaked_by([*known.prefix, leaked]) is not None:
+        return None, ()
+    return leaked, place
+
+
+def _same_place(place: tuple[str, ...], known: tuple[str, ...]) -> bool:
+    """The same path, or the same container with the object under another key or index (each test adds one)."""
+    if place == known:
+        return True
+    return place[:-1] == known[:-1] and place[-1:] != () and place[-1].startswith("[") and known[-1].startswith("[")

@@ -34,7 +34,12 @@ class Checker:
     """The check windows of one process, one open at a time, and what the stages keep between checks."""
 
     def __init__(
-        self, config: pytest.Config, settings: Settings, harness: Harness, earlier: growth.EarlierLeaks
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        harness: Harness,
+        earlier: growth.EarlierLeaks,
+        settled: growth.Settled,
     ) -> None:
         self.harness = harness
         #: the test whose check window is open (one at a time per process), and its policy
@@ -60,7 +65,7 @@ class Checker:
         self._explainer = Explainer(config, settings, harness, earlier)
         self._earlier = earlier
         #: the leaks checks explained through a cached chain, by the shape of the survivors: the same leak again
-        self._repeats = again.Repeats()
+        self._repeats = again.Repeats(earlier, settled.retentions.__contains__)
         #: whether a leak may be taken from an earlier check: not when each carries its own picture or trace
         self._may_repeat = not settings.snapshot_dir and not settings.trace
         #: the heap window of the open check; it traces only inside, unless the user already traces the whole run
@@ -205,25 +210,56 @@ class Checker:
             return [], 0  # no subject survived, and at a teardown report builtin roots are not judged
         if harness.fresh_fixtures:
             rest, remembered = list(rest) or [], False  # the quick verdict trusts fixture holders: not these
-        shape = census.shape(survivors, harness.key()) if not rest and not harness.fresh_fixtures else None
-        if shape is not None and shape in self._clean_shapes:
+        # what survived, by name: the same as a test found clean, or as one whose leaks all came through cached chains
+        shape = None if harness.fresh_fixtures else census.shape(survivors, harness.key())
+        if shape is not None and not rest and shape in self._clean_shapes:
             return [], 0  # the same objects, by type and references, as a test found clean before
+        repeatable = self._may_repeat and not check.probing and not check.tracked and not owned
+        if shape is not None and repeatable:
+            known = self._again(check, survivors, shape, rest)
+            if known is not None:
+                return known, 0  # the same objects as a test whose leaks came through cached chains, held by them
+        return self._judge(check, survivors, codes, rest, remembered, shape, repeatable, owned)
+
+    def _again(
+        self, check: Check, survivors: census.Survivors, shape: tuple[Any, ...], rest: list[Any]
+    ) -> list[Leak] | None:
+        """``again.Repeats.again`` with the registries learned and the slots the quick verdict reads.
+
+        *rest*, our list of the subjects the census left, references them too: it counts as a slot.
+        """
+        harness = self.harness
+        slots = [*harness.quick_slots(check.item), rest]
+        try:
+            registries, nodeid = harness.known.ids(), check.item.nodeid
+            return self._repeats.again(shape, survivors, check.probe, registries, slots, nodeid)
+        finally:
+            slots.clear()
+
+    def _judge(
+        self,
+        check: Check,
+        survivors: census.Survivors,
+        codes: frozenset[int],
+        rest: list[Any],
+        remembered: bool,
+        shape: tuple[Any, ...] | None,
+        repeatable: bool,
+        owned: set[int],
+    ) -> tuple[list[Leak], int]:
+        """The quick verdict on the subjects left (*rest*), then the roots and explain stages for what it left open."""
+        builtin = self._unwound
         context = self._context(check, codes, builtin)
-        quick = self._quick(survivors, context, item, rest, remembered) if rest else []
-        del rest
+        quick = self._quick(survivors, context, check.item, rest, remembered) if rest else []
+        rest.clear()  # the caller's list too: a reference to a subject that no holder explains
         if quick == [] and not builtin:
             return [], 0
         context.subjects_settled = quick == []
-        if context.subjects_settled and shape is None and not harness.fresh_fixtures:
-            shape = census.shape(survivors, harness.key())  # the quick verdict accounted for every subject
-        repeatable = self._may_repeat and not check.probing and not check.tracked and not owned
-        if shape is not None and repeatable:
-            known = self._repeats.again(shape, survivors, check.probe, harness.known.ids(), self._earlier)
-            if known is not None:
-                return known, 0  # the same objects as a test that left one leak, held by the same chain
+        if context.subjects_settled and shape is not None and shape in self._clean_shapes:
+            return [], 0  # the quick verdict accounted for every subject, and the rest looks like a clean test's
         candidates = self._candidates(survivors, context, quick, owned)
         if not candidates:
-            if shape is not None:
+            if shape is not None and context.subjects_settled:
                 self._remember_clean(shape)
             return [], 0
         return self._explain(check, survivors, candidates, context, shape if repeatable else None, bool(owned))
@@ -258,17 +294,17 @@ class Checker:
         shape: tuple[Any, ...] | None,
         running: bool,
     ) -> tuple[list[Leak], int]:
-        """The explain stage; a single leak through a cached chain is remembered by *shape* for the next test."""
+        """The explain stage; leaks that all came through cached chains are remembered by *shape* for the next test."""
         if any(i not in context.chains for i in candidates):
             self._heap.thaw()  # chain searches need the heap unfrozen: get_referrers skips frozen objects
-        chain = context.chains.get(candidates[0]) if shape is not None and len(candidates) == 1 else None
+        cached = [context.chains[i] for i in candidates if i in context.chains] if shape is not None else []
         try:
             found, more = self._explainer.explain(check, survivors, candidates, context, running=running)
         finally:
             context.chains.clear()
-        if chain is not None and shape is not None and not more:
-            self._repeats.learn(shape, chain, survivors, found)
-        del chain
+        if cached and shape is not None and not more:
+            self._repeats.learn(shape, cached, survivors, found)
+        cached.clear()
         return found, more
 
     def _shape_besides(self, survivors: census.Survivors, leaked: list[int]) -> tuple[Any, ...] | None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import codecs
 import contextvars
 import gc
+import itertools
 import sys
 import threading
 from collections.abc import Iterable
 from typing import Any
 
 from pytest_leakhunt import edges
-from pytest_leakhunt.census import Survivors, _expand, _refs_of, references
+from pytest_leakhunt.census import Survivors, _expand, _refs_of, attribute_dict, references
 from pytest_leakhunt.classify import Context, _not_benign, is_subject
 from pytest_leakhunt.growth import appends
 from pytest_leakhunt.naming import qualified_type
@@ -139,6 +140,10 @@ def _settle_with_registries(need: _Need, context: Context, known: KnownHolders) 
         need.settle_with([shared, context.shared(False), known.containers], expanded=True)
 
 
+#: Holders read per C-level call by ``_Need.settle_with``.
+_BATCH = 32
+
+
 class _Need:
     """References still to account for, by object id; each holder's references count once."""
 
@@ -149,22 +154,40 @@ class _Need:
         self._scanned: set[int] = set()
 
     def settle_with(self, holders: Iterable[Any], expanded: bool = False) -> bool:
-        """Count *holders*' references (with their containers unless *expanded*); whether nothing is left."""
+        """Count *holders*' references (with their containers unless *expanded*); whether nothing is left.
+
+        Holders are read a batch at a time: one C-level call tells whether any
+        holder of the batch references what is left, and only then is each
+        counted on its own. Most batches reference nothing of the test's.
+        """
         index = self._index
         hits: list[Any] = []
         done = False
-        for holder in (h for h in holders if id(h) not in index) if expanded else _expand(holders, index):
-            if id(holder) in self._scanned:
-                continue
-            self._scanned.add(id(holder))
-            if self._count(holder) and expanded:
-                hits.append(holder)
-            if not self.left:
-                done = True
+        pending = iter((h for h in holders if id(h) not in index) if expanded else _expand(holders, index))
+        while not done:
+            batch = [h for h in itertools.islice(pending, _BATCH) if id(h) not in self._scanned]
+            if not batch:
                 break
+            self._scanned.update(map(id, batch))
+            for holder in batch if self._any_left(batch) else ():
+                if self._count(holder) and expanded:
+                    hits.append(holder)
+                if not self.left:
+                    done = True
+                    break
+            holder = None
+            batch.clear()
         if hits and isinstance(holders, list):
             _promote(holders, hits)
         return done
+
+    def _any_left(self, holders: list[Any]) -> bool:
+        """Whether some holder references an object still to account for, itself or through its attributes."""
+        left = self.left.keys()
+        if not left.isdisjoint(map(id, gc.get_referents(*holders))):
+            return True
+        scopes = [scope for scope in map(attribute_dict, holders) if scope is not None]
+        return bool(scopes) and not left.isdisjoint(map(id, gc.get_referents(*scopes)))
 
     def _count(self, holder: Any) -> bool:
         """Take *holder*'s references off what is left; whether it had any."""

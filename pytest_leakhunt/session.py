@@ -54,12 +54,14 @@ class LeakHunt:
                 settings.baseline_path, source(config, "--leaks-baseline"), settings.baseline_update
             )
         earlier = growth.EarlierLeaks()
+        #: each fingerprint's answer from the settle stage, which the check reads to give a known leak again
+        settled = growth.Settled()
         #: what pytest and its plugins hold, and the hook codes
         self.harness = Harness(config, self)
         #: the check windows and the census → classify → explain stages
-        self.checker = Checker(config, settings, self.harness, earlier)
+        self.checker = Checker(config, settings, self.harness, earlier, settled)
         #: the settle stage: grows or retained once
-        self.settler = Settler(settings, self.checker, earlier)
+        self.settler = Settler(settings, self.checker, earlier, settled)
         self._earlier = earlier
 
     # -- configuration-time validation ------------------------------------

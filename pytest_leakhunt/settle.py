@@ -23,11 +23,14 @@ from pytest_leakhunt.stash import POLICY_KEY
 class Settler:
     """The settle stage, and what it keeps between checks: each fingerprint's answer, the earlier leaks."""
 
-    def __init__(self, settings: Settings, checker: Checker, earlier: growth.EarlierLeaks) -> None:
+    def __init__(
+        self, settings: Settings, checker: Checker, earlier: growth.EarlierLeaks, settled: growth.Settled
+    ) -> None:
         self.settings = settings
         self._checker = checker
         self._earlier = earlier
-        self._settled = growth.Settled()
+        #: each fingerprint's answer, for the whole session (the check reads it; only this stage writes it)
+        self._settled = settled
         #: per check: by fingerprint, the leak a second run showed growing
         self._grown: dict[str, Leak | None] = {}
 

@@ -8,6 +8,7 @@ import platform
 import re
 import textwrap
 import xml.etree.ElementTree as ET
+from typing import Any
 
 import pytest
 from corpus import SMALL_SUITE as LEAKY
@@ -385,6 +386,50 @@ def test_known_leak_again_skips_the_search_for_roots_and_reports_the_same(
     assert (first["count"], first["retained_bytes"]) == (again["count"], again["retained_bytes"])
     assert first["retained_by"][-2] == again["retained_by"][-2] == "CACHE"
     assert sorted(leak["retained_by"][-2] for leak in leaks["test_again_and_a_new_leak"]) == ["CACHE", "OTHER"]
+
+
+TWO_HOLDERS = """
+    import pytest
+    EVENTS = {"seed": []}
+    SESSIONS = []
+    class Event:
+        pass
+    class Session:
+        pass
+    @pytest.mark.parametrize("n", range(4))
+    def test_both(n):
+        EVENTS[object()] = Event()
+        SESSIONS.append(Session())
+"""
+
+
+def test_leaks_through_two_cached_chains_again_skip_the_explain_stage_and_report_the_same(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_leakhunt.explain import Explainer
+
+    explained: set[str] = set()
+    real = Explainer.explain
+
+    def counting(self: Explainer, check: Any, *args: Any, **kwargs: Any) -> Any:
+        explained.add(check.item.name)
+        return real(self, check, *args, **kwargs)
+
+    monkeypatch.setattr(Explainer, "explain", counting)
+    pytester.makepyfile(TWO_HOLDERS)
+    result = pytester.runpytest("--detect-leaks", "--leaks-report=out.json")
+    assert result.parseoutcomes() == {"passed": 4, "leaked": 4}
+    report = json.loads((pytester.path / "out.json").read_text())["tests"]
+    places = [sorted(leak["retained_by"][-2:] for leak in test["leaks"]) for test in report]
+    assert [[place[0] for place in test] for test in places] == [["EVENTS", "SESSIONS"]] * 4
+    # each test's own entry, where it is: a new key, the next index (past those of the first test's second runs)
+    indices = [int(test[1][1].strip("[]")) for test in places]
+    assert indices[0] == 0 and indices[1:] == list(range(indices[1], indices[1] + 3))
+    assert len({test[0][1] for test in places}) == 4
+    assert all(leak["retention"] == "grows" for test in report for leak in test["leaks"])
+    # the first test searches, the second follows both cached chains and judges its other roots; the two
+    # tests after it look like the second and are given its leaks again, each chain checked
+    assert explained == {"test_both[0]", "test_both[1]"}
 
 
 def test_logging_capture_streams_end_on_the_fast_path(pytester: pytest.Pytester, searched: list[str]) -> None:
