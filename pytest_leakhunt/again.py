@@ -15,7 +15,7 @@ stage decides it the same way; one held by C state is given again only once
 that stage has decided it, since it has nothing to put in the probe.
 
 Nothing a test made is kept: a chain's links are long-lived program state
-(as ``retainers.ChainCache`` keeps them) and the rest is names.
+(as ``chaincache.ChainCache`` keeps them) and the rest is names.
 """
 
 from __future__ import annotations

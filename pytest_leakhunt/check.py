@@ -20,6 +20,7 @@ from pytest_leakhunt.explain import Check, Explainer
 from pytest_leakhunt.harness import Harness
 from pytest_leakhunt.model import CLEAN, Leak, TestLeaks
 from pytest_leakhunt.stash import FDS_KEY, TRACKER_KEY
+from pytest_leakhunt.watched import tracked_leaks
 from pytest_leakhunt.window import HeapWindow
 
 if TYPE_CHECKING:
@@ -158,7 +159,8 @@ class Checker:
                 if "fds" in policy.resources:
                     leaks.extend(resources.new_fds(item.stash.get(FDS_KEY, None)))
             if tracker is not None:
-                leaks.extend(self._explainer.tracked(tracker, self._tracked_reported, self._heap))
+                module_globals, rootpath = self._explainer.globals, str(self._explainer.config.rootpath)
+                leaks.extend(tracked_leaks(tracker, self._tracked_reported, self._heap, module_globals, rootpath))
         finally:
             self._tracked.clear()
             self._tracked_reported.clear()

@@ -19,6 +19,7 @@ import pytest
 
 from pytest_leakhunt import edges, growth, hints, modglobals, resources, retainers, sites
 from pytest_leakhunt.census import Survivors, references
+from pytest_leakhunt.chaincache import ChainCache
 from pytest_leakhunt.classify import Context, is_subject, own_caches
 from pytest_leakhunt.grouping import Groups, inside_slot_dict
 from pytest_leakhunt.harness import Harness, pytest_keeps
@@ -29,8 +30,6 @@ from pytest_leakhunt.roots import recheck_orphans, unexplained
 
 if TYPE_CHECKING:
     from pytest_leakhunt.config import Settings
-    from pytest_leakhunt.tracker import LeakTracker
-    from pytest_leakhunt.window import HeapWindow
 
 #: At most this many retainer chains per test; each costs a walk of the heap.
 MAX_CHAINS = 8
@@ -68,11 +67,13 @@ class Explainer:
         self.settings = settings
         self.harness = harness
         self.earlier = earlier
-        self.chains = retainers.ChainCache()
+        self.chains = ChainCache()
         self.globals = modglobals.ModuleGlobals()
         #: names of the codec types whose new objects only C state held in an earlier test (the decoder inside an
         #: ``io.TextIOWrapper``): names only, so that the next ones skip the heap walk
         self.held_by_c: set[str] = set()
+        #: per check: ids of the objects a chain search's first walk found nothing referring to
+        self._unheld: set[int] = set()
 
     def clear(self) -> None:
         self.chains.clear()
@@ -99,7 +100,10 @@ class Explainer:
         groups = Groups.of(survivors, candidates, self.harness.hook_codes(), check.ignore_types)
         needed = [groups.anchor_of[p] for p in groups.units if groups.anchor_of[p] not in context.chains]
         if needed:
-            self._resolve(check, survivors, candidates, groups, needed, context, running)
+            try:
+                self._resolve(check, survivors, candidates, groups, needed, context, running)
+            finally:
+                self._unheld.clear()
         return self._leaks(check, survivors, groups, context.chains)
 
     def _resolve(
@@ -169,7 +173,8 @@ class Explainer:
         when the read returns.
         """
         objs, codes = survivors.objs, self.harness.hook_codes()
-        groups.held_outside = recheck_orphans(survivors, orphans, context, self.harness.known)
+        unheld = self._unheld
+        groups.held_outside = recheck_orphans(survivors, orphans, context, self.harness.known, unheld)
         kept = set(groups.held_outside)
         if running:
             kept = {a for a in kept if is_subject(objs[a], codes)}
@@ -365,36 +370,9 @@ class Explainer:
                 likely_modules=[getattr(module, "__name__", "")],
                 near=near,
                 stop_at=stop_at,
+                unheld=self._unheld,
             )
         finally:
             live.clear()
             near.clear()
             targets.clear()
-
-    def tracked(self, tracker: LeakTracker, reported: set[int], window: HeapWindow) -> list[Leak]:
-        """What the test's ``leak_tracker`` watches and is still alive, less what the census reported."""
-        window.collect()
-        if tracker.alive():
-            window.collect_all()  # a frozen cycle that holds a watched object is only freed unfrozen
-        leaks = []
-        for watched in tracker.alive():
-            obj = tracker.peek(watched)
-            if obj is None or id(obj) in reported:
-                continue
-            chain = retainers.find_chain(obj, ignore=[tracker], module_globals=self.globals)
-            segments = edges.describe_chain(chain)
-            del chain
-            leaks.append(
-                Leak(
-                    type=watched.type,
-                    count=1,
-                    shallow_bytes=sites.shallow_size(obj),
-                    retained_bytes=sites.retained_size([obj]),
-                    retained_by=segments,
-                    allocated_at=sites.allocation_site(obj, str(self.config.rootpath)),
-                    kind="tracked",
-                    name=watched.name,
-                )
-            )
-            del obj
-        return leaks

@@ -14,6 +14,7 @@ import types
 from typing import Any
 
 from pytest_leakhunt import edges, retainers
+from pytest_leakhunt.chaincache import ChainCache
 from pytest_leakhunt.harness import user_fixture
 from pytest_leakhunt.model import TestLeaks, render_path
 from pytest_leakhunt.modglobals import ModuleGlobals
@@ -31,7 +32,7 @@ class ProgramHolders:
 
     def __init__(self) -> None:
         self._index = ModuleGlobals()
-        self._chains = retainers.ChainCache()
+        self._chains = ChainCache()
 
     def clear(self) -> None:
         self._index.clear()

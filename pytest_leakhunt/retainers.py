@@ -16,10 +16,9 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pytest_leakhunt.census import holds, links_hold
 from pytest_leakhunt.modglobals import ATOMS, ModuleGlobals, class_attrs
 from pytest_leakhunt.naming import module_of
-from pytest_leakhunt.registries import CONTAINERS, SEQUENCES, is_harness_module
+from pytest_leakhunt.registries import CONTAINERS, is_harness_module
 
 #: Levels searched upward from a leaked object.
 _MAX_DEPTH = 8
@@ -36,8 +35,13 @@ def find_chains(
     likely_modules: Iterable[str] = (),
     near: Iterable[Any] = (),
     stop_at: Callable[[Any], bool] | None = None,
+    unheld: set[int] | None = None,
 ) -> list[list[Any]]:
     """For each target, the shortest chain from a root ([root, ..., target]); [target] if none.
+
+    *unheld*, when given, receives the ids of the targets that the first walk
+    of the heap found no referrer of at all, besides the search's own: no
+    object the collector sees holds them (C state does).
 
     *near* are roots a test most often hangs its leaks on (its module, its
     parameters): they are searched top-down first (``search_down``), in that
@@ -54,6 +58,8 @@ def find_chains(
     try:
         search.from_near(near)
         search.upward()
+        if unheld is not None:
+            unheld.update(search.walked - search.referred)
         return search.chains()
     finally:
         search.close()
@@ -93,6 +99,9 @@ class _ChainSearch:
         #: of them: its links beyond the first
         self.extra: dict[int, list[Any]] = {}
         self.found: dict[int, list[Any]] = {}
+        #: ids of the targets the first walk looked for, and of those it found some referrer of
+        self.walked: set[int] = set()
+        self.referred: set[int] = set()
         self._own_globals = module_globals is None
         self.globals_of = module_globals if module_globals is not None else ModuleGlobals()
         #: modules looked at before the others: the caller's (the test's) and those defining the targets' types
@@ -123,7 +132,7 @@ class _ChainSearch:
         return [_prefer_application_module(self.found.get(id(t), [t])) for t in self.targets]
 
     def close(self) -> None:
-        for table in (self.parent, self.origin, self.extra, self.found, self.skip):
+        for table in (self.parent, self.origin, self.extra, self.found, self.skip, self.walked, self.referred):
             table.clear()
         if self._own_globals:
             self.globals_of.clear()
@@ -152,9 +161,13 @@ class _ChainSearch:
         following: list[Any] = []
         harness: list[Any] = []
         self.skip.update((id(referrers), id(following), id(harness)))
+        if depth == 0:
+            self.walked.update(wanted)
         for holder in referrers:
             if id(holder) in self.skip:
                 continue
+            if depth == 0:
+                self.referred.update(filter(wanted.__contains__, map(id, gc.get_referents(holder))))
             in_harness = is_harness_module(type(holder).__module__)
             if in_harness and id(holder) not in self.live:
                 continue  # pytest's own bookkeeping is not a retention path worth naming
@@ -316,65 +329,6 @@ def _holder_rank(holder: Any) -> int:
 def find_chain(obj: Any, ignore: Iterable[Any] = (), module_globals: ModuleGlobals | None = None) -> list[Any]:
     """Shortest reference chain from a module to *obj*; [obj] if none."""
     return find_chains([obj], ignore, module_globals)[0]
-
-
-class ChainCache:
-    """Retainer chains already found this session, reused when the same holder keeps a new object.
-
-    The same leak usually repeats test after test (a listener list, a cache);
-    walking the whole heap again for each would make a leaky suite crawl. An
-    entry keeps the chain *without* its last element (holders, which are
-    long-lived program state, never the leaked objects) and is trusted only
-    after every link is checked again.
-    """
-
-    def __init__(self, limit: int = 64) -> None:
-        self._entries: dict[str, list[list[Any]]] = {}
-        self._limit = limit
-        self._size = 0
-
-    def lookup(self, obj: Any, type_name: str) -> list[Any] | None:
-        """A verified chain [module, ..., holder, obj], or None.
-
-        Chains that ended at an object of the same type are tried first; then
-        those whose holder is a namespace (an object's attributes, a short
-        dict), which keeps values of any type: a configuration object whose
-        slots each test fills needs one search, not one per slot and type.
-        """
-        for prefix in self._entries.get(type_name, ()):
-            if holds(prefix[-1], obj) and links_hold(prefix):
-                return [*prefix, obj]
-        for name, prefixes in self._entries.items():
-            for prefix in prefixes if name != type_name else ():
-                if _namespace(prefix[-1]) and holds(prefix[-1], obj) and links_hold(prefix):
-                    return [*prefix, obj]
-        return None
-
-    def store(self, chain: list[Any], type_name: str) -> None:
-        if len(chain) < 2 or not isinstance(chain[0], types.ModuleType) or self._size >= self._limit:
-            return
-        prefix = chain[:-1]
-        entries = self._entries.setdefault(type_name, [])
-        if not any(len(p) == len(prefix) and all(a is b for a, b in zip(p, prefix)) for p in entries):
-            entries.append(prefix)
-            self._size += 1
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._size = 0
-
-
-#: Longest dict tried as a namespace by ``ChainCache.lookup``: a cache that grows test after test is not one.
-_NAMESPACE_LEN = 64
-
-
-def _namespace(holder: Any) -> bool:
-    """Whether *holder* keeps values under names: a short dict, or an instance with attributes of its own."""
-    if isinstance(holder, dict):
-        return len(holder) <= _NAMESPACE_LEN
-    if isinstance(holder, (*SEQUENCES, set, frozenset, type, types.ModuleType)):
-        return False
-    return type(holder).__dictoffset__ != 0  # has attributes of its own (read without making its __dict__)
 
 
 def _is_test_module(name: str) -> bool:

@@ -214,7 +214,7 @@ def _promote(holders: list[Any], hits: list[Any]) -> None:
 
 
 def recheck_orphans(
-    survivors: Survivors, orphans: list[int], context: Context, known: KnownHolders
+    survivors: Survivors, orphans: list[int], context: Context, known: KnownHolders, unheld: set[int]
 ) -> dict[int, tuple[str, ...]]:
     """The orphans still referenced from outside, each with the names of its direct holders.
 
@@ -226,14 +226,17 @@ def recheck_orphans(
     of the heap. When that walk finds no holder at all and no other thread
     runs, what keeps them is C state (a stream's decoder, an extension's
     cache) and no collection is paid; should that C state be garbage's after
-    all, the second run that decides whether they grow collects first.
+    all, the second run that decides whether they grow collects first. The
+    walk is not repeated for orphans the chain search's own walk found no
+    referrer of (*unheld*, by id).
     """
     objs = survivors.objs
     if _in_current_context(objs, orphans):
         return dict.fromkeys(orphans, ("<Context>",))
     ignore = [objs, *context.chains.values()]
     if threading.active_count() == 1:
-        names = edges.holder_names([objs[a] for a in orphans], ignore)
+        walked = all(id(objs[a]) in unheld for a in orphans)
+        names = [] if walked else edges.holder_names([objs[a] for a in orphans], ignore)
         if all(name is None for name in names):
             return {a: (edges.HELD_OUTSIDE,) for a in unexplained(survivors, orphans, context, known)}
         del names

@@ -164,3 +164,14 @@ def test_search_down_names_what_the_root_module_keeps_and_stays_inside_it(app: t
     # a container longer than the budget left is not opened at all (a million-entry global list)
     assert id(app.BIG[5]) in retainers.search_down([app], [app.BIG[5]], set())
     assert retainers.search_down([app], [app.BIG[5]], set(), budget=250) == {}
+
+
+def test_the_first_walk_tells_which_targets_nothing_refers_to() -> None:
+    # Only this frame refers to `alone`, and a search skips the frames of its own stack; `kept` is in a list.
+    alone, kept = ["alone"], ["kept"]
+    holder = [kept]
+    unheld: set[int] = set()
+    chains = retainers.find_chains([alone, kept], unheld=unheld)
+    assert chains == [[alone], [kept]]  # no module reaches either
+    assert unheld == {id(alone)}
+    assert holder
