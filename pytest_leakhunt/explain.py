@@ -26,7 +26,7 @@ from pytest_leakhunt.harness import Harness, pytest_keeps
 from pytest_leakhunt.model import Leak
 from pytest_leakhunt.naming import module_of, qualified_type
 from pytest_leakhunt.registries import is_bounded_cache
-from pytest_leakhunt.roots import recheck_orphans, unexplained
+from pytest_leakhunt.roots import in_current_context, recheck_orphans, unexplained
 
 if TYPE_CHECKING:
     from pytest_leakhunt.config import Settings
@@ -118,7 +118,9 @@ class Explainer:
     ) -> None:
         """One chain search for every group's anchor that no cached chain explains; drop what turns out benign."""
         objs, chains = survivors.objs, context.chains
-        needed = self._search(check, survivors, candidates, groups, needed, context)
+        in_context = in_current_context(objs, needed)  # no module reaches the running thread's context: no search
+        needed = [a for a in needed if a not in in_context] if in_context else needed
+        needed = self._search(check, survivors, candidates, groups, needed, context) if needed else needed
         self._also_held(check, survivors, [objs, candidates, groups.units, chains, needed], needed, context)
         registries = self.harness.known.ids()  # a chain through a registry must not explain the next object it holds
         new = survivors.index
@@ -132,7 +134,7 @@ class Explainer:
             p = groups.principal_of(a) if a in chains else None
             if p is not None and pytest_keeps(chains[a], is_subject(objs[p], codes)):
                 groups.drop(a)
-        orphans = [a for a in needed if a not in chains]
+        orphans = [a for a in needed if a not in chains] + in_context
         if orphans:
             self._orphans(survivors, groups, orphans, context, running)
 

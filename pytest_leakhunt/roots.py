@@ -249,13 +249,18 @@ def recheck_orphans(
 
 
 def _in_current_context(objs: list[Any], orphans: list[int]) -> bool:
-    """Whether every orphan is the mapping of the running thread's context: values a test set on ``ContextVar``s.
+    """Whether every orphan is the mapping of the running thread's context: values a test set on ``ContextVar``s."""
+    return len(in_current_context(objs, orphans)) == len(orphans)
+
+
+def in_current_context(objs: list[Any], anchors: list[int]) -> list[int]:
+    """The anchors that are the mapping of the running thread's context.
 
     The thread's state holds its context, which no module reaches; a copy
     shares the mapping, so it is found without a walk or a collection.
     """
     mapping = gc.get_referents(contextvars.copy_context())
-    return all(any(objs[a] is m for m in mapping) for a in orphans)
+    return [a for a in anchors if any(objs[a] is m for m in mapping)]
 
 
 def _forced_roots(survivors: Survivors) -> list[int]:
