@@ -20,15 +20,15 @@ Nothing a test made is kept: a chain's links are long-lived program state
 
 from __future__ import annotations
 
-import gc
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_leakhunt import edges, growth, hints
-from pytest_leakhunt.census import Survivors, _held_by, links_hold, references
+from pytest_leakhunt.census import Survivors, _held_by, holds, links_hold, references
 from pytest_leakhunt.model import Leak
-from pytest_leakhunt.naming import qualified_type
+from pytest_leakhunt.naming import qualified_type, type_name
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Repeats:
             chained.append(known)
         if len(chained) == len(chains):
             fingerprints = tuple(map(hints.fingerprint, unheld))
-            self._by_shape[shape] = _Verdict(tuple(chained), tuple(unheld), fingerprints)
+            self._by_shape[shape] = _Verdict(tuple(chained), tuple(map(hints.named, unheld)), fingerprints)
 
     def again(
         self,
@@ -123,7 +123,9 @@ class Repeats:
             if obj is None:
                 return None
             leaked.append(obj)
-            leaks.append(known.leak if place == known.leak.retained_by else replace(known.leak, retained_by=place))
+            leaks.append(
+                known.leak if place == known.leak.retained_by else hints.named(replace(known.leak, retained_by=place))
+            )
             del obj
         for known, obj in zip(verdict.chained, leaked):
             if known.leak.retention == growth.GROWS:
@@ -145,7 +147,7 @@ def _through(leak: Leak, chains: list[list[Any]], survivors: Survivors) -> _Know
             continue
         if edges.describe_chain(chain, ignore=[survivors.objs]) == leak.retained_by:
             names = (hints.fingerprint(leak), growth.holder_root(leak.retained_by))
-            return _Known(tuple(chain[:-1]), leak.type, leak, *names)
+            return _Known(tuple(chain[:-1]), leak.type, hints.named(leak), *names)
     return None
 
 
@@ -155,10 +157,10 @@ def _held_again(
     """The one survivor of *known*'s type that its chain holds and nothing but *slots* also references, and
     where it sits; (None, ()) when there is none.
     """
-    objs, index, holder = survivors.objs, survivors.index, known.prefix[-1]
-    # at C speed: the holder may be a cache that grew by one entry per test
-    held = [index[key] for key in filter(index.__contains__, map(id, gc.get_referents(holder)))]
-    held = [j for j in held if j >= 0 and qualified_type(objs[j]) == known.type_name]
+    objs, holder = survivors.objs, known.prefix[-1]
+    # from the survivors' side: the holder may be a cache that grew by one entry per test, its newest last
+    held = [j for j in _of_type(survivors, known.type_name) if survivors.external(j) > 0 and holds(holder, objs[j])]
+    held = [j for j in held if qualified_type(objs[j]) == known.type_name]  # a function is named itself
     if len(held) != 1:
         return None, ()
     leaked = objs[held[0]]
@@ -178,3 +180,12 @@ def _same_place(place: tuple[str, ...], known: tuple[str, ...]) -> bool:
     if place == known:
         return True
     return place[:-1] == known[:-1] and place[-1:] != () and place[-1].startswith("[") and known[-1].startswith("[")
+
+
+def _of_type(survivors: Survivors, name: str) -> list[int]:
+    """The survivors whose ``qualified_type`` is *name*, picked out by their classes at C speed where it can."""
+    objs = survivors.objs
+    kinds = {kind for kind in set(map(type, objs)) if type_name(kind) == name}
+    if kinds:
+        return list(itertools.compress(range(len(objs)), map(kinds.__contains__, map(type, objs))))
+    return [j for j, obj in enumerate(objs) if qualified_type(obj) == name]  # functions and classes: by their own name
