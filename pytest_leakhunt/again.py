@@ -21,6 +21,7 @@ Nothing a test made is kept: a chain's links are long-lived program state
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -56,14 +57,22 @@ class Repeats:
     """Verdicts of leaks explained through cached chains, by the shape of the survivors they were found among.
 
     *earlier* are the growing leaks of earlier tests (a chain through one is
-    left to the full analysis, and a growing leak given again joins them);
-    *settled* tells whether the settle stage has decided a fingerprint.
+    left to the full analysis); *settled* tells whether the settle stage has
+    decided a fingerprint; *c_state* whether only C state held the objects of
+    a type (by name) in an earlier test, as the explain stage found.
     """
 
-    def __init__(self, earlier: growth.EarlierLeaks, settled: Callable[[str], bool], limit: int = 64) -> None:
+    def __init__(
+        self,
+        earlier: growth.EarlierLeaks,
+        settled: Callable[[str], bool],
+        c_state: Callable[[str], bool],
+        limit: int = 64,
+    ) -> None:
         self._by_shape: dict[tuple[Any, ...], _Verdict] = {}
         self._earlier = earlier
         self._settled = settled
+        self._c_state = c_state
         self._limit = limit
 
     def learn(self, shape: tuple[Any, ...], chains: list[list[Any]], survivors: Survivors, leaks: list[Leak]) -> None:
@@ -74,13 +83,10 @@ class Repeats:
         unheld: list[Leak] = []
         for leak in leaks:
             plain = leak.kind == "object" and leak.count == 1 and leak.attributed_to is None and leak.name is None
-            decided = leak.retention == growth.GROWS and growth.holder_root(leak.retained_by)
-            if not plain or not (decided or leak.retention == growth.UNSETTLED):
-                return  # retained once or an earlier test's: the full analysis tells again
-            if leak.root_type != leak.type or leak.allocated_at:
+            if not plain or leak.retention != growth.UNSETTLED or leak.root_type != leak.type or leak.allocated_at:
                 return  # an allocation site is each test's own (tracemalloc started by the user)
-            if not growth.holder_root(leak.retained_by):
-                unheld.append(leak)
+            if leak.retained_by == (edges.HELD_OUTSIDE,) and self._c_state(leak.type):
+                unheld.append(leak)  # a codec object a text stream keeps in C state, every time
                 continue
             known = _through(leak, chains, survivors)
             if known is None:
@@ -97,18 +103,18 @@ class Repeats:
         probe: growth.Probe,
         registries: set[int],
         slots: list[Any],
-        nodeid: str,
+        rest: list[Any],
     ) -> list[Leak] | None:
-        """The earlier leaks, when each chain still holds exactly one survivor of its type.
+        """The earlier leaks, when each chain still holds exactly one survivor of its type; their entries in *probe*.
 
-        As the explain stage would, each leak the settle stage decides goes
-        to *probe*, and what a growing leak keeps is remembered as *nodeid*'s.
         A chain that now ends at a registry learned since (*registries*), or
         that passes through an earlier test's growing leak, is left to the
         full analysis, as a cached chain is. Besides its holder, only the
         harness holders the quick verdict reads (*slots*) may reference a
-        leaked object. A leak held outside Python objects is given again only
-        once the settle stage has decided it: it has nothing to put in the probe.
+        leaked object, and every other subject the census left (*rest*, our
+        list) must be referenced by those holders only, as the quick verdict
+        would have it. A leak C state holds is given again only once the
+        settle stage has decided it: it has nothing to put in the probe.
         """
         verdict = self._by_shape.get(shape)
         if verdict is None or not all(map(self._settled, verdict.unheld_fingerprints)):
@@ -119,7 +125,7 @@ class Repeats:
             if id(known.prefix[-1]) in registries or not links_hold(list(known.prefix)):
                 del self._by_shape[shape]  # the chain no longer holds: what it kept alive goes with the entry
                 return None
-            obj, place = _held_again(known, survivors, self._earlier, slots)
+            obj, place = _held_again(known, survivors, self._earlier, slots, rest)
             if obj is None:
                 return None
             leaked.append(obj)
@@ -127,12 +133,10 @@ class Repeats:
                 known.leak if place == known.leak.retained_by else hints.named(replace(known.leak, retained_by=place))
             )
             del obj
+        if not _only_slots_hold(survivors, rest, {id(obj) for obj in leaked}, slots):
+            return None
         for known, obj in zip(verdict.chained, leaked):
-            if known.leak.retention == growth.GROWS:
-                index = survivors.index
-                self._earlier.remember([survivors.objs[j] for j in survivors.closure([index[id(obj)]])], nodeid)
-            else:
-                probe.add(known.fingerprint, known.root_name, known.prefix[-1], obj, obj)
+            probe.add(known.fingerprint, known.root_name, known.prefix[-1], obj, obj)
         leaked.clear()
         return [*leaks, *verdict.unheld]
 
@@ -152,10 +156,10 @@ def _through(leak: Leak, chains: list[list[Any]], survivors: Survivors) -> _Know
 
 
 def _held_again(
-    known: _Known, survivors: Survivors, earlier: growth.EarlierLeaks, slots: list[Any]
+    known: _Known, survivors: Survivors, earlier: growth.EarlierLeaks, slots: list[Any], rest: list[Any]
 ) -> tuple[Any, tuple[str, ...]]:
-    """The one survivor of *known*'s type that its chain holds and nothing but *slots* also references, and
-    where it sits; (None, ()) when there is none.
+    """The one survivor of *known*'s type that its chain holds and nothing but *slots* (and *rest*, ours) also
+    references, and where it sits; (None, ()) when there is none.
     """
     objs, holder = survivors.objs, known.prefix[-1]
     # from the survivors' side: the holder may be a cache that grew by one entry per test, its newest last
@@ -165,7 +169,7 @@ def _held_again(
         return None, ()
     leaked = objs[held[0]]
     # nothing else references it: another holder may be the one that grows
-    outside = survivors.external(held[0]) - 1  # less the reference of *leaked*, ours
+    outside = survivors.external(held[0]) - 1 - references(rest, leaked)  # less ours: *leaked*, *rest*
     if outside > references(holder, leaked) + _held_by(slots, [leaked]).count(id(leaked)):
         return None, ()
     # in the same place (another attribute of the same object is another leak), not an earlier test's leak
@@ -173,6 +177,25 @@ def _held_again(
     if not _same_place(place, known.leak.retained_by) or earlier.leaked_by([*known.prefix, leaked]) is not None:
         return None, ()
     return leaked, place
+
+
+def _only_slots_hold(survivors: Survivors, rest: list[Any], leaked: set[int], slots: list[Any]) -> bool:
+    """Whether every other subject the census left is the *slots*' only, or lies inside what the *leaked* objects
+    keep with no reference from outside the survivors but the slots' (the quick verdict's rules).
+    """
+    index = survivors.index
+    inside = survivors.closure([index[key] for key in leaked])
+    held = _held_by(slots, rest)
+    for subject in rest:
+        key = id(subject)
+        # references of ours: *rest*, the survivors' list, this loop's variable and getrefcount's argument
+        if key in leaked or sys.getrefcount(subject) - 4 == held.count(key):
+            continue
+        j = index.get(key, -1)
+        # external() leaves out the survivors' list and its own argument: *rest* and the loop variable are left
+        if j not in inside or survivors.external(j) - 2 != held.count(key):
+            return False
+    return True
 
 
 def _same_place(place: tuple[str, ...], known: tuple[str, ...]) -> bool:

@@ -63,10 +63,10 @@ class Checker:
         #: the project's module-level containers, and their lengths when the open window opened
         self._watch = untracked.ContainerWatch(str(config.rootpath))
         self._lengths: list[int] = []
-        self._explainer = Explainer(config, settings, harness, earlier)
         self._earlier = earlier
         #: the leaks checks explained through a cached chain, by the shape of the survivors: the same leak again
-        self._repeats = again.Repeats(earlier, settled.retentions.__contains__)
+        self._explainer = Explainer(config, settings, harness, earlier)
+        self._repeats = again.Repeats(earlier, settled.retentions.__contains__, self._explainer.held_by_c.__contains__)
         #: whether a leak may be taken from an earlier check: not when each carries its own picture or trace
         self._may_repeat = not settings.snapshot_dir and not settings.trace
         #: the heap window of the open check; it traces only inside, unless the user already traces the whole run
@@ -228,13 +228,12 @@ class Checker:
     ) -> list[Leak] | None:
         """``again.Repeats.again`` with the registries learned and the slots the quick verdict reads.
 
-        *rest*, our list of the subjects the census left, references them too: it counts as a slot.
+        *rest*: our list of the subjects the census left, each of which must be accounted for.
         """
         harness = self.harness
-        slots = [*harness.quick_slots(check.item), rest]
+        slots = harness.quick_slots(check.item)
         try:
-            registries, nodeid = harness.known.ids(), check.item.nodeid
-            return self._repeats.again(shape, survivors, check.probe, registries, slots, nodeid)
+            return self._repeats.again(shape, survivors, check.probe, harness.known.ids(), slots, rest)
         finally:
             slots.clear()
 

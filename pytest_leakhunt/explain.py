@@ -205,8 +205,14 @@ class Explainer:
         for are gone (and their groups with them).
         """
         objs, chains, units = survivors.objs, context.chains, groups.units
+        # the first search's walk also tells which anchors nothing refers to (the later ones skip more holders)
         found = self._find_chains(
-            check.item, context, [objs[a] for a in needed], [objs, candidates, units, chains, needed], is_bounded_cache
+            check.item,
+            context,
+            [objs[a] for a in needed],
+            [objs, candidates, units, chains, needed],
+            is_bounded_cache,
+            self._unheld,
         )
         cached = []
         adopted: list[Any] = []
@@ -350,6 +356,7 @@ class Explainer:
         targets: list[Any],
         ignore: list[Any],
         stop_at: Callable[[Any], bool] | None = None,
+        unheld: set[int] | None = None,
     ) -> list[list[Any]]:
         """``retainers.find_chains`` with what the session knows about where this test's objects can be held."""
         # pytest state known to be alive: a chain ending there is not an orphan
@@ -372,7 +379,7 @@ class Explainer:
                 likely_modules=[getattr(module, "__name__", "")],
                 near=near,
                 stop_at=stop_at,
-                unheld=self._unheld,
+                unheld=unheld,
             )
         finally:
             live.clear()

@@ -165,11 +165,12 @@ class _Need:
         done = False
         pending = iter((h for h in holders if id(h) not in index) if expanded else _expand(holders, index))
         while not done:
-            batch = [h for h in itertools.islice(pending, _BATCH) if id(h) not in self._scanned]
-            if not batch:
+            taken = list(itertools.islice(pending, _BATCH))
+            if not taken:
                 break
-            self._scanned.update(map(id, batch))
-            for holder in batch if self._any_left(batch) else ():
+            batch = self._unscanned(taken)
+            taken.clear()
+            for holder in batch if batch and self._any_left(batch) else ():
                 if self._count(holder) and expanded:
                     hits.append(holder)
                 if not self.left:
@@ -180,6 +181,15 @@ class _Need:
         if hits and isinstance(holders, list):
             _promote(holders, hits)
         return done
+
+    def _unscanned(self, holders: list[Any]) -> list[Any]:
+        """The holders not counted yet, each once (a list may name the same holder twice), now marked counted."""
+        fresh = []
+        for holder in holders:
+            if id(holder) not in self._scanned:
+                self._scanned.add(id(holder))
+                fresh.append(holder)
+        return fresh
 
     def _any_left(self, holders: list[Any]) -> bool:
         """Whether some holder references an object still to account for, itself or through its attributes."""

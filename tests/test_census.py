@@ -61,6 +61,16 @@ def test_a_holder_tried_twice_explains_its_reference_once() -> None:
         program.clear()
 
 
+def test_a_holder_named_twice_in_one_list_explains_its_reference_once() -> None:
+    """Holders are read a batch at a time: the same holder twice in one batch counts once, as one by one."""
+    thing = Thing()
+    shared = [thing]
+    need = roots._Need({})
+    need.left[id(thing)] = 2  # our list, and a reference nobody accounts for
+    need.settle_with([shared, shared, []], expanded=True)
+    assert need.left == {id(thing): 1}
+
+
 def test_a_registry_dict_that_just_became_tracked_is_explained_by_its_owner() -> None:
     registry = Registry()
     shared = [registry, registry.entries]  # the session's list of harness holders, as the plugin keeps it

@@ -432,6 +432,47 @@ def test_leaks_through_two_cached_chains_again_skip_the_explain_stage_and_report
     assert explained == {"test_both[0]", "test_both[1]"}
 
 
+KNOWN_SLOT_AND_MORE = """
+    import signal
+    import pytest
+    STATE, EXTRA = {}, []
+    class Session:
+        pass
+    class Helper:
+        pass
+    class Handler:
+        def __call__(self, signum, frame):
+            pass
+    @pytest.mark.parametrize("n", range(5))
+    def test_helper(n, request):
+        STATE["current"] = Session()  # a slot every run overwrites: retained once
+        entry = ("helper", Helper())
+        request.node.user_properties.append(entry)  # pytest's list: not a leak
+        if n == 4:
+            EXTRA.append(entry)  # shaped like the tests before, but kept by a module list
+    @pytest.mark.parametrize("n", range(5))
+    def test_handler(n):
+        STATE["current"] = Session()
+        handler = Handler()
+        if n == 4:
+            EXTRA.append(handler)  # shaped like the tests before, but kept by a module list
+        else:
+            signal.signal(signal.SIGUSR1, handler)  # C state, replaced by the next run: retained once
+"""
+
+
+def test_a_test_shaped_like_a_known_leak_still_has_its_other_objects_judged(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(KNOWN_SLOT_AND_MORE)
+    result = pytester.runpytest("--detect-leaks", "-p", "no:randomly")
+    assert result.parseoutcomes() == {"passed": 10, "leaked": 2}
+    result.stdout.fnmatch_lines(
+        [
+            "LEAKED *test_helper[[]4[]]: *.Helper x1 held by *.EXTRA[[]0[]]",
+            "LEAKED *test_handler[[]4[]]: *.Handler x1 held by *.EXTRA[[]*[]]",
+        ]
+    )
+
+
 def test_logging_capture_streams_end_on_the_fast_path(pytester: pytest.Pytester, searched: list[str]) -> None:
     # The logging plugin leaves a new StringIO on each of its two handlers after every test. Once the first
     # test has shown that the handlers hold them, later tests are judged without a search for roots,
