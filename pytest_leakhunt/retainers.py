@@ -157,10 +157,11 @@ class _ChainSearch:
         """The holders of *frontier*, one heap walk: modules end chains, harness holders end them after the others."""
         wanted = {id(o) for o in frontier}
         self._skip_stack()
-        referrers = gc.get_referrers(*frontier)
+        args = tuple(frontier)  # CPython hands this very tuple to gc.get_referrers, which may then report it
+        referrers = gc.get_referrers(*args)
         following: list[Any] = []
         harness: list[Any] = []
-        self.skip.update((id(referrers), id(following), id(harness)))
+        self.skip.update((id(args), id(referrers), id(following), id(harness)))
         if depth == 0:
             self.walked.update(wanted)
         for holder in referrers:
@@ -176,7 +177,7 @@ class _ChainSearch:
                     self._chain_from(holder)
                 else:
                     (harness if in_harness else following).append(holder)
-        del referrers
+        del referrers, args
         for holder in harness:  # a module at the same depth reads better
             self._chain_from(holder)
         harness.clear()
