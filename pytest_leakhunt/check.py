@@ -64,8 +64,8 @@ class Checker:
         self._watch = untracked.ContainerWatch(str(config.rootpath))
         self._lengths: list[int] = []
         self._earlier = earlier
-        #: the leaks checks explained through a cached chain, by the shape of the survivors: the same leak again
         self._explainer = Explainer(config, settings, harness, earlier)
+        #: the leaks checks explained through cached chains, by the shape of the survivors: the same leaks again
         self._repeats = again.Repeats(earlier, settled.retentions.__contains__, self._explainer.held_by_c.__contains__)
         #: whether a leak may be taken from an earlier check: not when each carries its own picture or trace
         self._may_repeat = not settings.snapshot_dir and not settings.trace

@@ -241,7 +241,7 @@ def recheck_orphans(
     referrer of (*unheld*, by id).
     """
     objs = survivors.objs
-    if _in_current_context(objs, orphans):
+    if len(in_current_context(objs, orphans)) == len(orphans):  # values a test set on ``ContextVar``s
         return dict.fromkeys(orphans, ("<Context>",))
     ignore = [objs, *context.chains.values()]
     if threading.active_count() == 1:
@@ -256,11 +256,6 @@ def recheck_orphans(
         return {}
     names = edges.holder_names([objs[a] for a in kept], ignore)
     return {a: name or (edges.HELD_OUTSIDE,) for a, name in zip(kept, names)}
-
-
-def _in_current_context(objs: list[Any], orphans: list[int]) -> bool:
-    """Whether every orphan is the mapping of the running thread's context: values a test set on ``ContextVar``s."""
-    return len(in_current_context(objs, orphans)) == len(orphans)
 
 
 def in_current_context(objs: list[Any], anchors: list[int]) -> list[int]:
