@@ -751,3 +751,39 @@ def test_a_weak_key_a_replaced_slot_kept_does_not_grow(pytester: pytest.Pytester
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*LEAKED*")
     result.stdout.fnmatch_lines(["retained once *::test_configures: *"])
+
+
+LAZY_MODULE = """
+    import warnings
+    class Base:
+        pass
+    class Child(Base):
+        def ask(self, prompt="Password: "):
+            return (None, "a", 2, ("stacklevel",), [prompt])
+    def nested():
+        def inner():
+            return (None, (1, 22), "%p", ("=", " "))
+        return inner
+"""
+
+
+def test_a_module_imported_first_by_a_test_leaves_nothing_behind(pytester: pytest.Pytester) -> None:
+    # The constants of the functions a module defines are held by code objects, which the collector does
+    # not track, and a class keeps the table of its subclasses in C: neither is a holder to report.
+    pytester.makepyfile(lazymod=LAZY_MODULE)
+    pytester.makepyfile(
+        """
+        KEPT = []
+        def test_first_import():
+            import lazymod
+            assert lazymod.Child().ask()[1] == "a"
+        def test_kept():
+            import lazymod
+            KEPT.append(lazymod.nested())
+        """
+    )
+    pytester.syspathinsert()
+    result = pytester.runpytest("--detect-leaks", "-p", "no:randomly")
+    assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
+    result.stdout.fnmatch_lines(["LEAKED *test_kept: *function* held by *.KEPT[[]0[]]"])
+    result.stdout.no_fnmatch_line("*retained once*")
