@@ -155,10 +155,11 @@ def _is_subclass_table(table: dict[Any, Any]) -> bool:
     if not table or type(next(iter(table))) is not int:
         return False
     classes = [ref() if type(ref) is weakref.ref else None for ref in table.values()]
-    if not all(isinstance(cls, type) and id(cls) == key for key, cls in zip(table, classes)):
+    first = classes[0]
+    if not isinstance(first, type) or not all(isinstance(c, type) and id(c) == k for k, c in zip(table, classes)):
         return False
     keys = table.keys()
-    return any(keys == {id(sub) for sub in type.__subclasses__(base)} for base in classes[0].__bases__)
+    return any(keys == {id(sub) for sub in type.__subclasses__(base)} for base in first.__bases__)
 
 
 def _held_by(holders: list[Any], objs: list[Any]) -> list[int]:
