@@ -159,7 +159,7 @@ def _is_subclass_table(table: dict[Any, Any]) -> bool:
     if not isinstance(first, type) or not all(isinstance(c, type) and id(c) == k for k, c in zip(table, classes)):
         return False
     keys = table.keys()
-    return any(keys == {id(sub) for sub in type.__subclasses__(base)} for base in first.__bases__)
+    return any(keys == set(map(id, type.__subclasses__(base))) for base in first.__bases__)
 
 
 def _held_by(holders: list[Any], objs: list[Any]) -> list[int]:
