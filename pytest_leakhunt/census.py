@@ -15,7 +15,6 @@ import itertools
 import operator
 import sys
 import types
-import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -71,7 +70,7 @@ class Survivors:
             # One C-level call lists every reference between survivors (and to old objects).
             refs = gc.get_referents(*objs)
             counts = collections.Counter(map(id, refs))
-            counts.update(_unseen_references(objs, refs))
+            counts.update(_code_constants(refs))
             del refs
             self._internal = list(map(counts.get, map(id, objs), itertools.repeat(0)))
         return self._index
@@ -127,13 +126,10 @@ class Survivors:
         self._types = None
 
 
-def _unseen_references(objs: list[Any], refs: list[Any]) -> collections.Counter[int]:
-    """References among survivors that the collector does not report, by id of the survivor referenced.
-
-    A code object is not tracked, so the constants of a function the test made
-    (one of a module it imported first) look held from outside; a class keeps
-    the table of its subclasses in C, so the table a new class made looks held
-    from outside too. Each counts as the reference of the survivor behind it.
+def _code_constants(refs: list[Any]) -> collections.Counter[int]:
+    """The references of code objects to their constants, by id of the constants: the collector does not report
+    them (code objects are not tracked), so the constants of a function the test made (one of a module it imported
+    first) would look held from outside.
     """
     found: collections.Counter[int] = collections.Counter()
     codes = list(itertools.compress(refs, map(operator.is_, map(type, refs), itertools.repeat(types.CodeType))))
@@ -144,22 +140,7 @@ def _unseen_references(objs: list[Any], refs: list[Any]) -> collections.Counter[
             seen.add(id(code))
             found[id(code.co_consts)] += 1
             codes.extend(const for const in code.co_consts if type(const) is types.CodeType)
-    if any(map(isinstance, objs, itertools.repeat(type))):
-        dicts = itertools.compress(objs, map(operator.is_, map(type, objs), itertools.repeat(dict)))
-        found.update(id(table) for table in dicts if _is_subclass_table(table))
     return found
-
-
-def _is_subclass_table(table: dict[Any, Any]) -> bool:
-    """Whether *table* is a class's C-held table of subclasses: each one's address to a weak reference to it."""
-    if not table or type(next(iter(table))) is not int:
-        return False
-    classes = [ref() if type(ref) is weakref.ref else None for ref in table.values()]
-    first = classes[0]
-    if not isinstance(first, type) or not all(isinstance(c, type) and id(c) == k for k, c in zip(table, classes)):
-        return False
-    keys = table.keys()
-    return any(keys == set(map(id, type.__subclasses__(base))) for base in first.__bases__)
 
 
 def _held_by(holders: list[Any], objs: list[Any]) -> list[int]:

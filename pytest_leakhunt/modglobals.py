@@ -35,6 +35,9 @@ class ModuleGlobals:
         self._paths: dict[int, tuple[str, str, tuple[tuple[str, Any], ...]]] = {}
         self._indexed: set[str] = set()
         self._modules = -1
+        #: id of a module's namespace -> the module's name, and the size of ``sys.modules`` when it was made
+        self._owners: dict[int, str] = {}
+        self._owned = -1
 
     def prefix(self, obj: Any, likely: Iterable[str] = ()) -> list[Any] | None:
         """``[module, namespace, ...]`` down to the object that references *obj*, verified; else None.
@@ -55,10 +58,22 @@ class ModuleGlobals:
             return None
         return chain
 
+    def module_owning(self, namespace: Any) -> types.ModuleType | None:
+        """The module whose globals *namespace* is: a chain that reaches a namespace needs no walk for the module."""
+        if type(namespace) is not dict:
+            return None
+        if id(namespace) not in self._owners and len(sys.modules) != self._owned:
+            self._owned = len(sys.modules)
+            self._owners = {id(getattr(m, "__dict__", None)): name for name, m in list(sys.modules.items())}
+        module = sys.modules.get(self._owners.get(id(namespace), ""))
+        return module if isinstance(module, types.ModuleType) and vars(module) is namespace else None
+
     def clear(self) -> None:
         self._paths.clear()
         self._indexed.clear()
         self._modules = -1
+        self._owners.clear()
+        self._owned = -1
 
     def _add_new_modules(self) -> None:
         self._modules = len(sys.modules)
@@ -133,6 +148,8 @@ class ModuleGlobals:
             attrs = attribute_dict(value)
             entries = list(attrs.items()) if attrs is not None and len(attrs) <= self.SMALL else ()
             step = "attr"
+            if attrs is not None:  # what a test adds to an instance's attributes is held by that dict
+                self._paths.setdefault(id(attrs), (name, key, (*steps, ("dict", ""))))
         paths = self._paths
         for inner_key, inner in entries:
             if type(inner) not in ATOMS and type(inner_key) in (str, int):
@@ -176,6 +193,12 @@ def _resolve(module_name: str, key: str, steps: tuple[tuple[str, Any], ...]) -> 
                 value = closure[inner].cell_contents
             except ValueError:
                 return None
+        elif kind == "dict":
+            attrs = attribute_dict(value)
+            if attrs is None:
+                return None
+            chain.append(value)
+            value = attrs
         elif kind == "attr":
             attrs = attribute_dict(value)
             if attrs is None or inner not in attrs:

@@ -161,7 +161,8 @@ class _ChainSearch:
         referrers = gc.get_referrers(*args)
         following: list[Any] = []
         harness: list[Any] = []
-        self.skip.update((id(args), id(referrers), id(following), id(harness)))
+        namespaces: list[Any] = []
+        self.skip.update((id(args), id(referrers), id(following), id(harness), id(namespaces)))
         if depth == 0:
             self.walked.update(wanted)
         for holder in referrers:
@@ -175,12 +176,19 @@ class _ChainSearch:
             if self._link(holder, wanted, depth):
                 if isinstance(holder, types.ModuleType):
                     self._chain_from(holder)
+                elif (module := self.globals_of.module_owning(holder)) is not None:
+                    namespaces.append(module)  # the module is the next level's only holder: no walk for it
+                    namespaces.append(holder)
                 else:
                     (harness if in_harness else following).append(holder)
         del referrers, args
         for holder in harness:  # a module at the same depth reads better
             self._chain_from(holder)
+        for module, namespace in zip(namespaces[::2], namespaces[1::2]):  # as the next level would have found it
+            self._chain_from(module, namespace)
+        module = None
         harness.clear()
+        namespaces.clear()
         following.sort(key=_holder_rank)
         return following
 

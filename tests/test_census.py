@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_leakhunt import census, classify, roots
+from pytest_leakhunt import census, classify, ctables, roots
 from pytest_leakhunt.registries import KnownHolders
 from pytest_leakhunt.window import YOUNG_COLLECT, HeapWindow
 
@@ -142,3 +142,26 @@ def test_the_census_of_a_test_that_promoted_nothing_frees_its_garbage_without_a_
         HeapWindow().close()
         if was_enabled:
             gc.enable()
+
+
+def test_dicts_a_class_keeps_in_c_are_recognised_and_nothing_else() -> None:
+    # a type defined in C without the collector's support (as C extensions' types are before 3.13): its dict
+    type_dict = next(d for d in gc.get_referents(int.__dict__) if type(d) is dict)
+    assert ctables.held_by_a_class(type_dict)
+
+    class Base:
+        pass
+
+    class Child(Base):
+        pass
+
+    tables = [d for d in gc.get_referrers(weakref.ref(Child)) if type(d) is dict]
+    assert [ctables.held_by_a_class(d) for d in tables] == [True]
+    # look-alikes a program makes are not: registries of classes by address that are not exactly the subclasses
+    # of one class (one that is can only hold classes something else keeps alive), a dict of a class made in Python
+    assert not ctables.held_by_a_class({id(Child): weakref.ref(Child), id(Base): weakref.ref(Base)})
+    assert not ctables.held_by_a_class({id(Base): weakref.ref(Base)})
+    assert not ctables.held_by_a_class({id(Child): weakref.ref(Base)})
+    assert not ctables.held_by_a_class(dict(vars(Child)))
+    assert not ctables.held_by_a_class(next(d for d in gc.get_referents(Child) if type(d) is dict))
+    assert not ctables.held_by_a_class({"__doc__": None, "name": "x"})

@@ -175,3 +175,26 @@ def test_the_first_walk_tells_which_targets_nothing_refers_to() -> None:
     assert chains == [[alone], [kept]]  # no module reaches either
     assert unheld == {id(alone)}
     assert holder
+
+
+def test_a_namespace_or_an_indexed_instance_dict_ends_the_chain_one_walk_early(
+    app: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = modglobals.ModuleGlobals()
+    index.prefix(app.BUS)  # the index is built before the test binds anything
+    walks: list[int] = []
+    real = retainers.gc.get_referrers
+
+    def counted(*objs: object) -> list[object]:
+        walks.append(len(objs))
+        return real(*objs)
+
+    monkeypatch.setattr(retainers.gc, "get_referrers", counted)
+    app.LATEST = app.Item()  # a new global: the walk finds the module's namespace, which names the module
+    app.BUS.current = app.Item()  # a new attribute of an indexed instance: the walk finds its dict
+    chains = [retainers.find_chain(obj, module_globals=index) for obj in (app.LATEST, app.BUS.current)]
+    assert [edges.describe_chain(chain)[-2:] for chain in chains] == [
+        ("leakhunt_index_app", "LATEST"),
+        ("BUS", "current"),
+    ]
+    assert walks == [1, 1]
