@@ -10,6 +10,7 @@ nothing the collector sees; they live as long as the classes do.
 from __future__ import annotations
 
 import gc
+import itertools
 import weakref
 from typing import Any
 
@@ -30,17 +31,22 @@ def _is_subclass_table(table: dict[Any, Any]) -> bool:
     A program's dict of exactly that shape is taken for the table too: it can
     only hold classes that something else keeps alive, and that is reported.
     """
-    classes = [ref() if type(ref) is weakref.ref else None for ref in table.values()]
-    first = classes[0]
-    if not isinstance(first, type) or not all(isinstance(c, type) and id(c) == k for k, c in zip(table, classes)):
-        return False
-    keys = table.keys()
-    return any(keys == set(map(id, type.__subclasses__(base))) for base in first.__bases__)
+    key, ref = next(iter(table.items()))
+    first = ref() if type(ref) is weakref.ref else None
+    if not isinstance(first, type) or id(first) != key:
+        return False  # told from its first entry, before a program's big dict of numbers is read whole
+    for base in first.__bases__:
+        subclasses = type.__subclasses__(base)
+        if len(subclasses) == len(table) and all(table.get(id(sub)) is weakref.ref(sub) for sub in subclasses):
+            return True
+    return False
 
 
 def _is_type_dict(table: dict[str, Any]) -> bool:
     """A dict behind the ``__dict__`` of the C type that its slot wrappers and methods belong to."""
-    owner = next((value.__objclass__ for value in table.values() if _is_descriptor(value)), None)
+    # a C type's dict starts with its slots and methods: a few values tell, however big a program's dict is
+    first = itertools.islice(table.values(), _LOOK_AT)
+    owner = next((value.__objclass__ for value in first if _is_descriptor(value)), None)
     if not isinstance(owner, type) or gc.is_tracked(owner):  # a class made in Python reports its dict itself
         return False
     proxy = owner.__dict__
@@ -51,6 +57,8 @@ def _is_descriptor(value: Any) -> bool:
     return type(value).__name__ in _DESCRIPTORS and hasattr(value, "__objclass__")
 
 
+#: Values of a dict looked at for a descriptor of the C type it may belong to.
+_LOOK_AT = 8
 #: The descriptors a C type's dict holds, each knowing its type in ``__objclass__``.
 _DESCRIPTORS = frozenset(
     {"wrapper_descriptor", "method_descriptor", "getset_descriptor", "member_descriptor", "classmethod_descriptor"}
