@@ -36,7 +36,7 @@ def _is_subclass_table(table: dict[Any, Any]) -> bool:
     if not isinstance(first, type) or id(first) != key:
         return False  # told from its first entry, before a program's big dict of numbers is read whole
     for base in first.__bases__:
-        subclasses = type.__subclasses__(base)
+        subclasses: list[type] = type.__subclasses__(base)
         if len(subclasses) == len(table) and all(table.get(id(sub)) is weakref.ref(sub) for sub in subclasses):
             return True
     return False
