@@ -21,7 +21,6 @@ Nothing a test made is kept: a chain's links are long-lived program state
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,6 +29,7 @@ from pytest_leakhunt import edges, growth, hints
 from pytest_leakhunt.census import Survivors, _held_by, holds, links_hold, references
 from pytest_leakhunt.model import Leak
 from pytest_leakhunt.naming import qualified_type, type_name
+from pytest_leakhunt.quick import held_elsewhere
 
 
 @dataclass(frozen=True)
@@ -186,18 +186,13 @@ def _only_slots_hold(survivors: Survivors, rest: list[Any], leaked: set[int], sl
     keep with no reference from outside the survivors but the slots' (the quick verdict's rules).
     """
     index = survivors.index
-    inside = survivors.closure([index[key] for key in leaked])
     held = _held_by(slots, rest)
-    for subject in rest:
-        key = id(subject)
-        # references of ours: *rest*, the survivors' list, this loop's variable and getrefcount's argument
-        if key in leaked or sys.getrefcount(subject) - 4 == held.count(key):
-            continue
-        j = index.get(key, -1)
-        # external() leaves out the survivors' list and its own argument: *rest* and the loop variable are left
-        if j not in inside or survivors.external(j) - 2 != held.count(key):
-            return False
-    return True
+    unheld = [key for key in held_elsewhere(rest, held) if key not in leaked]
+    if not unheld:
+        return True
+    inside = survivors.closure([index[key] for key in leaked])
+    # external() leaves out the survivors' list: *rest* is left
+    return all(index.get(key, -1) in inside and survivors.external(index[key]) - 1 == held.count(key) for key in unheld)
 
 
 def _same_place(place: tuple[str, ...], known: tuple[str, ...]) -> bool:

@@ -287,5 +287,18 @@ def references(holder: Any, obj: Any) -> int:
     return sum(map(operator.is_, gc.get_referents(holder), same))
 
 
+def referrers_of(targets: list[Any]) -> list[Any]:
+    """What the collector sees referring to any of *targets*: one walk of the unfrozen heap.
+
+    CPython 3.12 and later report the argument tuple ``gc.get_referrers`` was
+    called with: it is left out, as the caller's own *targets* list must be.
+    """
+    args = tuple(targets)
+    try:
+        return [holder for holder in gc.get_referrers(*args) if holder is not args] if args else []
+    finally:
+        del args
+
+
 def links_hold(prefix: list[Any]) -> bool:
     return all(holds(parent, child) for parent, child in zip(prefix, prefix[1:]))

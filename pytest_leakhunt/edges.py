@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pytest_leakhunt.census import referrers_of
 from pytest_leakhunt.registries import _LRU_TYPE, SEQUENCES, is_harness_module
 
 _NO_NAMESPACES: set[int] = set()
@@ -183,15 +184,14 @@ def holder_names(targets: list[Any], ignore: list[Any]) -> list[tuple[str, ...] 
 
     A target held only by frames (a thread's stack) is named as held outside;
     None means nothing the collector sees holds it at all. *ignore* lists our
-    own containers; the argument tuple ``gc.get_referrers`` is given is ours too.
+    own containers.
     """
-    args = tuple(targets)  # CPython hands this very tuple to gc.get_referrers, which then reports it
     skip = {id(x) for x in ignore}
-    skip.update((id(targets), id(args)))
+    skip.add(id(targets))
     position = {id(t): k for k, t in enumerate(targets)}
     names: list[set[str]] = [set() for _ in targets]
     seen = [False] * len(targets)
-    for holder in gc.get_referrers(*args) if args else ():
+    for holder in referrers_of(targets):
         if id(holder) in skip:
             continue
         for ref in gc.get_referents(holder):

@@ -39,13 +39,21 @@ def quick_verdict(
     # (3.13 reports inline attributes on the object and none on its materialized __dict__). References we
     # hold ourselves: survivors.objs, *rest*, the comprehension's variable and getrefcount's argument.
     held, by_attributes = _held_by_views(slots, rest)
-    unheld = [id(s) for s in rest if sys.getrefcount(s) - 4 != held.count(id(s))]
+    unheld = held_elsewhere(rest, held)
     if not unheld:
         if by_attributes and not remembered:
             _remember(context.held_at, slots, rest)
         return []
     rest.clear()  # the caller's list too: from here on, references are counted against the survivors' own
     return _repeated_leaks_only(survivors, context, unheld, slots)
+
+
+def held_elsewhere(rest: list[Any], held: list[int]) -> list[int]:
+    """The ids of the subjects in *rest* that something besides the slots' references (*held*, an id per
+    reference) refers to. References of ours: the survivors' list, *rest*, the loop's variable and getrefcount's
+    argument.
+    """
+    return [id(s) for s in rest if sys.getrefcount(s) - 4 != held.count(id(s))]
 
 
 #: At most this many remembered attributes: a few harness objects keep a test's objects after teardown.

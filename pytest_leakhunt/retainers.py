@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pytest_leakhunt.census import referrers_of
 from pytest_leakhunt.modglobals import ATOMS, ModuleGlobals, class_attrs
 from pytest_leakhunt.naming import module_of
 from pytest_leakhunt.registries import CONTAINERS, is_harness_module
@@ -157,12 +158,11 @@ class _ChainSearch:
         """The holders of *frontier*, one heap walk: modules end chains, harness holders end them after the others."""
         wanted = {id(o) for o in frontier}
         self._skip_stack()
-        args = tuple(frontier)  # CPython hands this very tuple to gc.get_referrers, which may then report it
-        referrers = gc.get_referrers(*args)
+        referrers = referrers_of(frontier)
         following: list[Any] = []
         harness: list[Any] = []
         namespaces: list[Any] = []
-        self.skip.update((id(args), id(referrers), id(following), id(harness), id(namespaces)))
+        self.skip.update((id(referrers), id(following), id(harness), id(namespaces)))
         if depth == 0:
             self.walked.update(wanted)
         for holder in referrers:
@@ -181,7 +181,7 @@ class _ChainSearch:
                     namespaces.append(holder)
                 else:
                     (harness if in_harness else following).append(holder)
-        del referrers, args
+        del referrers
         for holder in harness:  # a module at the same depth reads better
             self._chain_from(holder)
         for module, namespace in zip(namespaces[::2], namespaces[1::2]):  # as the next level would have found it
