@@ -290,8 +290,8 @@ def references(holder: Any, obj: Any) -> int:
 def referrers_of(targets: list[Any]) -> list[Any]:
     """What the collector sees referring to any of *targets*: one walk of the unfrozen heap.
 
-    CPython 3.12 and later report the argument tuple ``gc.get_referrers`` was
-    called with: it is left out, as the caller's own *targets* list must be.
+    Some CPython versions (3.13) report the argument tuple ``gc.get_referrers``
+    was called with: it is left out, as the caller's own *targets* list must be.
     """
     args = tuple(targets)
     try:

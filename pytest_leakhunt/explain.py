@@ -21,6 +21,7 @@ from pytest_leakhunt import edges, growth, hints, modglobals, resources, retaine
 from pytest_leakhunt.census import Survivors, references
 from pytest_leakhunt.chaincache import ChainCache
 from pytest_leakhunt.classify import Context, is_subject, own_caches
+from pytest_leakhunt.ctables import is_subclass_table
 from pytest_leakhunt.grouping import Groups, inside_slot_dict
 from pytest_leakhunt.harness import Harness, pytest_keeps
 from pytest_leakhunt.model import Leak
@@ -172,7 +173,8 @@ class Explainer:
         a thread or task still *running*, values of builtin types are on its
         stack. A memoryview nothing gc-visible holds is the buffer of a read in
         progress on some thread's stack (execnet's reader under xdist): freed
-        when the read returns.
+        when the read returns. A table of subclasses nothing gc-visible holds
+        is a class's, in C (``ctables``).
         """
         objs, codes = survivors.objs, self.harness.hook_codes()
         unheld = self._unheld
@@ -181,6 +183,9 @@ class Explainer:
         if running:
             kept = {a for a in kept if is_subject(objs[a], codes)}
         kept = {a for a in kept if type(objs[a]) is not memoryview}
+        # shaped like a class's table of subclasses and held by nothing the collector sees: the interpreter's
+        outside = (edges.HELD_OUTSIDE,)
+        kept = {a for a in kept if groups.held_outside[a] != outside or not is_subclass_table(objs[a])}
         for a in kept:
             if module_of(type(objs[a])).split(".", 1)[0] in _CODEC_MODULES:
                 self.held_by_c.add(qualified_type(objs[a]))

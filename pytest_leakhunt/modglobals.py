@@ -64,9 +64,9 @@ class ModuleGlobals:
             return None
         if id(namespace) not in self._owners and len(sys.modules) != self._owned:
             self._owned = len(sys.modules)
-            self._owners = {id(getattr(m, "__dict__", None)): name for name, m in list(sys.modules.items())}
+            self._owners = {id(_namespace(m)): name for name, m in list(sys.modules.items())}
         module = sys.modules.get(self._owners.get(id(namespace), ""))
-        return module if isinstance(module, types.ModuleType) and vars(module) is namespace else None
+        return module if _namespace(module) is namespace else None
 
     def clear(self) -> None:
         self._paths.clear()
@@ -154,6 +154,17 @@ class ModuleGlobals:
         for inner_key, inner in entries:
             if type(inner) not in ATOMS and type(inner_key) in (str, int):
                 paths.setdefault(id(inner), (name, key, (*steps, (step, inner_key))))
+
+
+def _namespace(module: Any) -> dict[str, Any] | None:
+    """A module's globals, read without running code of an odd entry of ``sys.modules``; None for anything else."""
+    if not issubclass(type(module), types.ModuleType):
+        return None
+    try:
+        namespace = object.__getattribute__(module, "__dict__")
+    except Exception:  # noqa: BLE001 - a module object without its dict
+        return None
+    return namespace if type(namespace) is dict else None
 
 
 ATOMS = frozenset({str, bytes, int, float, complex, bool, type(None)})

@@ -24,7 +24,7 @@ from typing import Any
 from pytest_leakhunt import edges
 from pytest_leakhunt.census import Survivors, _expand, _refs_of, attribute_dict, references
 from pytest_leakhunt.classify import Context, _not_benign, is_subject
-from pytest_leakhunt.ctables import held_by_a_class
+from pytest_leakhunt.ctables import is_c_type_dict
 from pytest_leakhunt.growth import appends
 from pytest_leakhunt.naming import qualified_type
 from pytest_leakhunt.quick import HOT
@@ -43,7 +43,7 @@ def find_leaked_roots(survivors: Survivors, context: Context, known: KnownHolder
     if not roots:
         return []
     candidates = _not_benign(survivors, list(dict.fromkeys(roots)), context)
-    candidates = [i for i in candidates if not held_by_a_class(objs[i])]
+    candidates = [i for i in candidates if not is_c_type_dict(objs[i])]
     if not candidates:
         return []
     # A holder that leaked in an earlier test and still keeps this object: no need to look further,

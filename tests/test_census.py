@@ -147,7 +147,9 @@ def test_the_census_of_a_test_that_promoted_nothing_frees_its_garbage_without_a_
 def test_dicts_a_class_keeps_in_c_are_recognised_and_nothing_else() -> None:
     # a type defined in C without the collector's support (as C extensions' types are before 3.13): its dict
     type_dict = next(d for d in gc.get_referents(int.__dict__) if type(d) is dict)
-    assert ctables.held_by_a_class(type_dict)
+    assert ctables.is_c_type_dict(type_dict)
+    assert not ctables.is_c_type_dict(dict(type_dict))  # a copy is a program's
+    assert not ctables.is_c_type_dict({"__doc__": None, "name": "x"})
 
     class Base:
         pass
@@ -156,12 +158,36 @@ def test_dicts_a_class_keeps_in_c_are_recognised_and_nothing_else() -> None:
         pass
 
     tables = [d for d in gc.get_referrers(weakref.ref(Child)) if type(d) is dict]
-    assert [ctables.held_by_a_class(d) for d in tables] == [True]
-    # look-alikes a program makes are not: registries of classes by address that are not exactly the subclasses
-    # of one class (one that is can only hold classes something else keeps alive), a dict of a class made in Python
-    assert not ctables.held_by_a_class({id(Child): weakref.ref(Child), id(Base): weakref.ref(Base)})
-    assert not ctables.held_by_a_class({id(Base): weakref.ref(Base)})
-    assert not ctables.held_by_a_class({id(Child): weakref.ref(Base)})
-    assert not ctables.held_by_a_class(dict(vars(Child)))
-    assert not ctables.held_by_a_class(next(d for d in gc.get_referents(Child) if type(d) is dict))
-    assert not ctables.held_by_a_class({"__doc__": None, "name": "x"})
+    assert [ctables.is_subclass_table(d) for d in tables] == [True]
+    # not the shape: more or fewer than the subclasses of one class, a class under another's address
+    assert not ctables.is_subclass_table({id(Child): weakref.ref(Child), id(Base): weakref.ref(Base)})
+    assert not ctables.is_subclass_table({id(Base): weakref.ref(Base)})
+    assert not ctables.is_subclass_table({id(Child): weakref.ref(Base)})
+    assert not ctables.is_c_type_dict(next(d for d in gc.get_referents(Child) if type(d) is dict))
+
+
+def test_odd_objects_are_read_without_running_their_code_or_raising() -> None:
+    from unittest import mock
+
+    class Meta(type):
+        @property
+        def __bases__(cls) -> tuple[object, ...]:  # type: ignore[override]
+            return (object, "x")
+
+    class Odd(metaclass=Meta):
+        pass
+
+    class Under(Odd):
+        pass
+
+    fake = mock.Mock(spec=type)
+    table = next(d for d in gc.get_referrers(weakref.ref(Under)) if type(d) is dict)
+    assert ctables.is_subclass_table(table)
+    assert not ctables.is_subclass_table({id(fake): weakref.ref(fake)})
+
+    class Descriptor:
+        @property
+        def __objclass__(self) -> type:
+            raise RuntimeError("read")
+
+    assert not ctables.is_c_type_dict({"__repr__": Descriptor()})

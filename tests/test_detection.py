@@ -787,3 +787,23 @@ def test_a_module_imported_first_by_a_test_leaves_nothing_behind(pytester: pytes
     assert result.parseoutcomes() == {"passed": 2, "leaked": 1}
     result.stdout.fnmatch_lines(["LEAKED *test_kept: *function* held by *.KEPT[[]0[]]"])
     result.stdout.no_fnmatch_line("*retained once*")
+
+
+def test_a_dict_shaped_like_a_table_of_subclasses_kept_by_the_program_is_a_leak(pytester: pytest.Pytester) -> None:
+    # The interpreter keeps a class's table of subclasses in C; a program's dict of the same shape, kept in a
+    # module list on every run, is a leak all the same.
+    pytester.makepyfile(
+        """
+        import weakref
+        class Base:
+            pass
+        class Only(Base):
+            pass
+        SNAPSHOTS = []
+        def test_snapshot():
+            SNAPSHOTS.append({id(c): weakref.ref(c) for c in Base.__subclasses__()})
+        """
+    )
+    result = pytester.runpytest("--detect-leaks", "-p", "no:randomly")
+    assert result.parseoutcomes() == {"passed": 1, "leaked": 1}
+    result.stdout.fnmatch_lines(["LEAKED *test_snapshot: dict x1 held by *.SNAPSHOTS[[]0[]]"])
